@@ -1,0 +1,1 @@
+"""Inference: backends, the face pipeline stages and their composition."""

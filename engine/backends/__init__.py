@@ -1,0 +1,7 @@
+"""Execution engines behind one small interface; a backend knows nothing of faces."""
+
+from __future__ import annotations
+
+from engine.backends.base import Backend, BackendInfo, create_backend
+
+__all__ = ["Backend", "BackendInfo", "create_backend"]

@@ -1,0 +1,46 @@
+"""The backend interface: load an ONNX graph once, then `infer(batch) -> outputs`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What `/v1/info` and `facecompare doctor` report about the engine in use."""
+
+    name: str
+    precision: str
+    device: str
+
+
+class Backend(Protocol):
+    """One loaded model. Inputs and outputs are named as in the ONNX graph; axis 0 is the batch."""
+
+    info: BackendInfo
+    input_names: list[str]
+    output_names: list[str]
+    max_batch: int
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch. Every input's first axis is the batch, at most `max_batch`."""
+        ...
+
+
+def create_backend(
+    name: str, onnx_path: Path, *, precision: str = "fp32", max_batch: int = 32, threads: int = 0
+) -> Backend:
+    """Build the backend called `name` for one model. GPU modules are imported only when asked for."""
+    if name == "onnxruntime":
+        from engine.backends.onnxruntime import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(onnx_path, precision=precision, max_batch=max_batch, threads=threads)
+    if name == "tensorrt":
+        from engine.backends.tensorrt import TensorRTBackend
+
+        return TensorRTBackend(onnx_path, precision=precision, max_batch=max_batch)
+    raise ValueError(f"unknown backend {name!r}: use 'onnxruntime' or 'tensorrt'")

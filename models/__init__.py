@@ -1,0 +1,1 @@
+"""The model manifest, fetching and checking, graph surgery, and the similarity calibration files."""
