@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+
 def _cut(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
     """Keep only what computes `outputs`; shapes are re-inferred for the new outputs."""
     inputs = [i.name for i in model.graph.input]

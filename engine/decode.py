@@ -1,0 +1,97 @@
+"""Image bytes to an upright RGB array: formats recognised by their bytes, bounds checked before decoding."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.errors import BadInput
+
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+ALLOWED_FORMATS = {"JPEG": "jpeg", "PNG": "png", "BMP": "bmp"}
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Bounds checked from the header alone, so a decompression bomb is refused before any allocation."""
+
+    max_bytes: int = MAX_IMAGE_BYTES
+    max_side: int = 12000
+    max_pixels: int = 50_000_000
+    min_side: int = 1
+    # Large JPEGs are decoded DCT-scaled to the smallest size with this long side or more.
+    decode_long_side: int = 2048
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """Upright RGB pixels; `width`/`height` are those of the upright image the boxes refer to."""
+
+    pixels: np.ndarray
+    format: str
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The format by magic bytes, whatever the file was called or labelled."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    if data[:2] == b"BM":
+        return "bmp"
+    return None
+
+
+def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedImage:
+    """Decode JPEG, PNG or BMP bytes; raise BadInput (1003) for anything else or anything broken."""
+    if not data:
+        raise BadInput("empty image")
+    if len(data) > limits.max_bytes:
+        raise BadInput(f"image is over {limits.max_bytes // (1024 * 1024)} MB")
+    kind = sniff_format(data)
+    if kind is None:
+        raise BadInput("image is not JPEG, PNG or BMP")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
+            _check_bounds(image.size, limits)
+            if kind == "jpeg":
+                _draft_large_jpeg(image, limits.decode_long_side)
+            image = ImageOps.exif_transpose(image) or image
+            pixels = np.asarray(image.convert("RGB"))
+    except BadInput:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning, EOFError) as exc:
+        raise BadInput(f"corrupt or truncated {kind} image") from exc
+    return DecodedImage(pixels=pixels, format=kind)
+
+
+def _check_bounds(size: tuple[int, int], limits: DecodeLimits) -> None:
+    width, height = size
+    if min(width, height) < limits.min_side or max(width, height) > limits.max_side:
+        raise BadInput(f"image dimensions {width}x{height} out of bounds")
+    if width * height > limits.max_pixels:
+        raise BadInput(f"image of {width}x{height} pixels is too large")
+
+
+def _draft_large_jpeg(image: Image.Image, long_side: int) -> None:
+    """Let libjpeg decode at 1/2, 1/4 or 1/8 scale when the image is far larger than the pipeline needs."""
+    width, height = image.size
+    if max(width, height) <= long_side:
+        return
+    ratio = long_side / max(width, height)
+    image.draft("RGB", (max(1, int(width * ratio)), max(1, int(height * ratio))))

@@ -1,0 +1,55 @@
+"""68-point landmarks (PFLD-style) on the detector's box, reduced to the five alignment points."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.backends import Backend
+from engine.faces import Detection
+from engine.preprocess import to_blob
+from models.manifest import ModelSpec
+
+# 0-based indices into the 68 points: eyes (mean of four lid points each), nose tip, mouth corners.
+LEFT_EYE = (37, 38, 40, 41)
+RIGHT_EYE = (43, 44, 46, 47)
+NOSE_TIP = (30,)
+MOUTH_LEFT = (48, 60)
+MOUTH_RIGHT = (54, 64)
+FIVE_POINT_GROUPS = (LEFT_EYE, RIGHT_EYE, NOSE_TIP, MOUTH_LEFT, MOUTH_RIGHT)
+
+
+def five_points(points68: np.ndarray) -> np.ndarray:
+    """(5, 2) points in the ArcFace template's order from (68, 2) landmarks."""
+    return np.stack([points68[list(group)].mean(axis=0) for group in FIVE_POINT_GROUPS])
+
+
+def crop_box(detection: Detection, image_shape: tuple[int, ...], expand: float) -> tuple[int, int, int, int]:
+    """The landmark model's crop: the box scaled about its centre, shifted (not cut) to stay in the image."""
+    height, width = image_shape[:2]
+    box_w = min(detection.width * expand, width - 1)
+    box_h = min(detection.height * expand, height - 1)
+    cx, cy = (detection.x1 + detection.x2) / 2, (detection.y1 + detection.y2) / 2
+    x1 = min(max(cx - box_w / 2, 0.0), width - 1 - box_w)
+    y1 = min(max(cy - box_h / 2, 0.0), height - 1 - box_h)
+    return int(x1), int(y1), max(1, int(box_w)), max(1, int(box_h))
+
+
+class Pfld68Landmarks:
+    """Landmarks for many faces in one batch; points come back in image pixels."""
+
+    def __init__(self, backend: Backend, spec: ModelSpec, *, expand: float = 1.0) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.expand = expand
+
+    def points(self, crops: list[tuple[np.ndarray, Detection]]) -> list[np.ndarray]:
+        """Five alignment points for each (image, detection)."""
+        if not crops:
+            return []
+        boxes = [crop_box(detection, image.shape, self.expand) for image, detection in crops]
+        patches = [image[y : y + h, x : x + w] for (image, _), (x, y, w, h) in zip(crops, boxes, strict=True)]
+        output = self.backend.infer({self.spec.input.name: to_blob(patches, self.spec.input)})
+        relative = next(iter(output.values())).reshape(len(crops), 68, 2)
+        origins = np.array([(x, y) for x, y, _, _ in boxes], dtype=np.float32)[:, None, :]
+        sizes = np.array([(w, h) for _, _, w, h in boxes], dtype=np.float32)[:, None, :]
+        return [five_points(p) for p in relative * sizes + origins]

@@ -1,0 +1,143 @@
+"""The face pipeline: decode, detect, landmarks, align, embed, score, composed from the stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from engine.align import align_face
+from engine.backends import Backend, BackendInfo, create_backend
+from engine.decode import DecodedImage, DecodeLimits, decode_image
+from engine.detector import UltraFaceDetector
+from engine.errors import InferenceFailed
+from engine.faces import Detection, Face
+from engine.landmarks import Pfld68Landmarks
+from engine.recognizer import ArcFaceRecognizer
+from engine.score import SimilarityCalibration
+from models.manifest import Manifest, ModelSpec, load_manifest
+from models.store import PreparedModel, prepared_models
+
+DETECTORS = {"ultraface": UltraFaceDetector}
+LANDMARKS = {"pfld68": Pfld68Landmarks}
+RECOGNIZERS = {"arcface": ArcFaceRecognizer}
+
+DEFAULT_THRESHOLD = 80.0
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the pipeline runs on and how; every field has a default that is the measured best."""
+
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
+    max_batch: int = 32
+    threads: int = 0
+    max_faces: int = 100
+    flip: bool = True
+    limits: DecodeLimits = field(default_factory=DecodeLimits)
+
+
+@dataclass(frozen=True)
+class ChosenFace:
+    """A face the API reports: its box, the detector's confidence and (for the target) the similarity."""
+
+    detection: Detection
+    image_width: int
+    image_height: int
+    similarity: float | None = None
+    cosine: float | None = None
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    face: ChosenFace | None
+    match: ChosenFace | None
+    threshold: float
+
+    @property
+    def is_match(self) -> bool:
+        return self.match is not None and self.match.similarity is not None and self.match.similarity >= self.threshold
+
+
+class FacePipeline:
+    """One instance per process: backends load once; `compare` is safe to call from several threads."""
+
+    def __init__(self, config: PipelineConfig = PipelineConfig(), manifest: Manifest | None = None,
+                 models: dict[str, PreparedModel] | None = None) -> None:
+        self.config = config
+        self.manifest = manifest or load_manifest()
+        self.models = models or prepared_models(self.manifest)
+        detector_spec = self.manifest.for_role("detector")
+        landmarks_spec = self.manifest.for_role("landmarks")
+        recognizer_spec = self.manifest.for_role("recognizer")
+        self.backends = {spec.name: self._backend(spec) for spec in (detector_spec, landmarks_spec, recognizer_spec)}
+        self.detector = DETECTORS[detector_spec.family](self.backends[detector_spec.name], detector_spec,
+                                                        max_faces=config.max_faces)
+        self.landmarks = LANDMARKS[landmarks_spec.family](self.backends[landmarks_spec.name], landmarks_spec)
+        self.recognizer = RECOGNIZERS[recognizer_spec.family](self.backends[recognizer_spec.name], recognizer_spec,
+                                                              flip=config.flip)
+        if recognizer_spec.similarity_path is None:
+            raise ValueError(f"{recognizer_spec.name}: the manifest names no similarity calibration")
+        self.calibration = SimilarityCalibration.load(recognizer_spec.similarity_path)
+
+    def _backend(self, spec: ModelSpec) -> Backend:
+        return create_backend(self.config.backend, self.models[spec.name].prepared, precision=self.config.precision,
+                              max_batch=self.config.max_batch, threads=self.config.threads)
+
+    @property
+    def backend_info(self) -> BackendInfo:
+        return next(iter(self.backends.values())).info
+
+    def decode(self, data: bytes) -> DecodedImage:
+        return decode_image(data, self.config.limits)
+
+    def faces(self, images: list[np.ndarray], detections: list[list[Detection]]) -> list[list[Face]]:
+        """Landmarks, alignment and embeddings for the given detections, batched over all images."""
+        flat = [(image, detection) for image, found in zip(images, detections, strict=True) for detection in found]
+        points = self.landmarks.points(flat)
+        size = self.recognizer.spec.input.size
+        crops = [align_face(image, p, size) for (image, _), p in zip(flat, points, strict=True)]
+        embeddings = self.recognizer.embed(crops)
+        result: list[list[Face]] = []
+        index = 0
+        for found in detections:
+            result.append([Face(d, points[index + i], embeddings[index + i]) for i, d in enumerate(found)])
+            index += len(found)
+        return result
+
+    def compare_images(self, origin: DecodedImage, target: DecodedImage, threshold: float | None = None
+                       ) -> CompareResult:
+        """The API's face choice: the largest face of the origin, the most similar of the target's faces."""
+        threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+        try:
+            origin_found, target_found = self.detector.detect([origin.pixels, target.pixels])
+            if not origin_found:
+                return CompareResult(face=None, match=None, threshold=threshold)
+            origin_face = ChosenFace(origin_found[0], origin.width, origin.height)
+            if not target_found:
+                return CompareResult(face=origin_face, match=None, threshold=threshold)
+            (probe,), candidates = self.faces([origin.pixels, target.pixels], [origin_found[:1], target_found])
+        except (RuntimeError, ValueError, MemoryError) as exc:
+            raise InferenceFailed("inference failed") from exc
+        cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
+        best = int(np.argmax(cosines))
+        cosine = float(cosines[best])
+        match = ChosenFace(candidates[best].detection, target.width, target.height,
+                           similarity=self.calibration.similarity(cosine), cosine=cosine)
+        return CompareResult(face=origin_face, match=match, threshold=threshold)
+
+    def compare(self, origin: bytes, target: bytes, threshold: float | None = None) -> CompareResult:
+        return self.compare_images(self.decode(origin), self.decode(target), threshold)
+
+    def embed_largest(self, image: DecodedImage) -> np.ndarray | None:
+        """The embedding of the image's largest face, or None: what the benchmarks and calibration use."""
+        (found,) = self.detector.detect([image.pixels])
+        if not found:
+            return None
+        ((face,),) = self.faces([image.pixels], [found[:1]])
+        return face.embedding
+
+    def model_paths(self) -> dict[str, Path]:
+        return {name: model.prepared for name, model in self.models.items()}

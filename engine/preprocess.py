@@ -1,0 +1,39 @@
+"""Pixel work shared by the adapters, one OpenCV call each; the CUDA kernels are checked against these."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from models.manifest import InputSpec
+
+
+def letterbox(pixels: np.ndarray, size: tuple[int, int], max_upscale: float) -> tuple[np.ndarray, float]:
+    """Resize keeping the aspect ratio into a `size` (width, height) canvas anchored top-left.
+
+    Returns the canvas and the scale from image pixels to canvas pixels.
+    """
+    width, height = size
+    scale = min(width / pixels.shape[1], height / pixels.shape[0], max_upscale)
+    resized_w = max(1, min(width, round(pixels.shape[1] * scale)))
+    resized_h = max(1, min(height, round(pixels.shape[0] * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(pixels, (resized_w, resized_h), interpolation=interpolation)
+    canvas = np.zeros((height, width, pixels.shape[2]), dtype=np.uint8)
+    canvas[:resized_h, :resized_w] = resized
+    return canvas, scale
+
+
+def to_blob(images: list[np.ndarray], spec: InputSpec) -> np.ndarray:
+    """NCHW float32 batch: (x - mean) * scale, RGB or grey as the model declares; inputs are RGB or grey."""
+    if spec.channels == "grey":
+        images = [cv2.cvtColor(i, cv2.COLOR_RGB2GRAY) if i.ndim == 3 else i for i in images]
+    return cv2.dnn.blobFromImages(
+        images, scalefactor=spec.scale, size=spec.size, mean=(spec.mean,) * 3, swapRB=False, crop=False
+    )
+
+
+def warp_face(pixels: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The aligned crop: an affine warp of the image, bilinear, black outside the image."""
+    return cv2.warpAffine(pixels, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)

@@ -1,0 +1,35 @@
+"""ArcFace-style recognizers: aligned 112x112 crops in, unit-length embeddings out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.backends import Backend
+from engine.preprocess import to_blob
+from models.manifest import ModelSpec
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class ArcFaceRecognizer:
+    """Embeds aligned crops; with `flip`, the embedding of the mirrored crop is added before normalising."""
+
+    def __init__(self, backend: Backend, spec: ModelSpec, *, flip: bool = True) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.flip = flip
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        """(N, D) unit vectors for N aligned RGB crops."""
+        if not crops:
+            return np.zeros((0, 0), dtype=np.float32)
+        batch = to_blob(crops, self.spec.input)
+        if self.flip:
+            batch = np.concatenate([batch, batch[..., ::-1]])
+        output = next(iter(self.backend.infer({self.spec.input.name: np.ascontiguousarray(batch)}).values()))
+        if self.flip:
+            output = output[: len(crops)] + output[len(crops) :]
+        return l2_normalise(output.astype(np.float32))

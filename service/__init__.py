@@ -1,0 +1,1 @@
+"""The compare service: HTTP API, workspaces, async jobs and callbacks, metrics, the command line."""

