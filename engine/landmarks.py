@@ -24,10 +24,12 @@ def five_points(points68: np.ndarray) -> np.ndarray:
 
 
 def crop_box(detection: Detection, image_shape: tuple[int, ...], expand: float) -> tuple[int, int, int, int]:
-    """The landmark model's crop: the box scaled about its centre, shifted (not cut) to stay in the image."""
+    """The landmark model's crop: a square of the box's height (the model was trained on square crops),
+    scaled about the box's centre and shifted (not cut) to stay in the image."""
     height, width = image_shape[:2]
-    box_w = min(detection.width * expand, width - 1)
-    box_h = min(detection.height * expand, height - 1)
+    side = detection.height * expand
+    box_w = min(side, width - 1)
+    box_h = min(side, height - 1)
     cx, cy = (detection.x1 + detection.x2) / 2, (detection.y1 + detection.y2) / 2
     x1 = min(max(cx - box_w / 2, 0.0), width - 1 - box_w)
     y1 = min(max(cy - box_h / 2, 0.0), height - 1 - box_h)

@@ -1,0 +1,1 @@
+"""Benchmarks: accuracy, similarity calibration, latency. They may read development data by path."""
