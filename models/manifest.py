@@ -56,6 +56,7 @@ class ModelSpec:
     surgery: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     similarity: str | None = None
+    convert: str | None = None  # the member's format when it is not ONNX: converted before the surgery
 
     @property
     def similarity_path(self) -> Path | None:

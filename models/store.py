@@ -9,6 +9,7 @@ from pathlib import Path
 import onnx
 
 from models import paths
+from models.convert import to_onnx
 from models.manifest import Manifest, ModelSpec, load_manifest
 from models.registry import IntegrityError, fetch_archive, read_member, sha256_of, write_checked
 from models.surgery import apply_surgery
@@ -18,7 +19,7 @@ SURGERY_REVISION = 1
 
 @dataclass(frozen=True)
 class PreparedModel:
-    """A model ready to load: the checked original and the graph after surgery."""
+    """A model ready to load: the checked original (maybe not ONNX) and the graph after surgery."""
 
     spec: ModelSpec
     original: Path
@@ -26,7 +27,8 @@ class PreparedModel:
 
 
 def original_path(spec: ModelSpec) -> Path:
-    return paths.models_dir() / f"{spec.name}-{spec.sha256[:12]}.onnx"
+    """The member as shipped, under its own suffix: its sha256 is the pinned one."""
+    return paths.models_dir() / f"{spec.name}-{spec.sha256[:12]}{Path(spec.member).suffix}"
 
 
 def prepared_path(spec: ModelSpec) -> Path:
@@ -36,7 +38,8 @@ def prepared_path(spec: ModelSpec) -> Path:
 def _prepare(spec: ModelSpec) -> PreparedModel:
     original, prepared = original_path(spec), prepared_path(spec)
     if not prepared.exists():
-        model = apply_surgery(onnx.load(str(original)), spec.surgery)
+        model = to_onnx(original, spec.convert) if spec.convert else onnx.load(str(original))
+        model = apply_surgery(model, spec.surgery)
         partial = prepared.with_suffix(".partial")
         onnx.save(model, str(partial))
         partial.replace(prepared)

@@ -1,4 +1,5 @@
-"""Graph surgery done once at fetch time: outputs cut before baked-in decoding, a dynamic batch axis."""
+"""Graph surgery done once at fetch time: outputs cut before baked-in decoding, a dynamic batch axis,
+fused activations that converters spell out op by op."""
 
 from __future__ import annotations
 
@@ -6,7 +7,73 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
+
+
+def _constant(name: str, producers: dict[str, onnx.NodeProto],
+              initializers: dict[str, onnx.TensorProto]) -> np.ndarray | None:
+    """An initializer, or a Reshape of one to a plain shape (how converters broadcast a per-channel slope)."""
+    if name in initializers:
+        return numpy_helper.to_array(initializers[name])
+    node = producers.get(name)
+    if node is None or node.op_type != "Reshape" or not all(i in initializers for i in node.input):
+        return None
+    data, shape = (numpy_helper.to_array(initializers[i]) for i in node.input)
+    return data.reshape(shape) if (shape > 0).all() else None
+
+
+def _prelu_match(add: onnx.NodeProto, producers: dict[str, onnx.NodeProto],
+                 initializers: dict[str, onnx.TensorProto]) -> tuple[str, np.ndarray] | None:
+    """`Relu(x) + a * (x - Abs(x))`, either operand order: x and the PRelu slope 2a, else None."""
+    first, second = add.input
+    for relu_out, mul_out in ((first, second), (second, first)):
+        relu, mul = producers.get(relu_out), producers.get(mul_out)
+        if relu is None or mul is None or relu.op_type != "Relu" or mul.op_type != "Mul":
+            continue
+        x = relu.input[0]
+        left, right = mul.input
+        for alpha_name, sub_out in ((left, right), (right, left)):
+            sub = producers.get(sub_out)
+            if sub is None or sub.op_type != "Sub" or sub.input[0] != x:
+                continue
+            absolute = producers.get(sub.input[1])
+            if absolute is None or absolute.op_type != "Abs" or absolute.input[0] != x:
+                continue
+            alpha = _constant(alpha_name, producers, initializers)
+            if alpha is not None:
+                return x, 2 * alpha
+    return None
+
+
+def _drop_unused(graph: onnx.GraphProto) -> None:
+    """Remove the nodes and initializers nothing reads any more (what a fusion leaves behind)."""
+    needed = {v.name for v in [*graph.input, *graph.output]}
+    for index in reversed(range(len(graph.node))):
+        node = graph.node[index]
+        if needed.isdisjoint(node.output):
+            del graph.node[index]
+        else:
+            needed.update(node.input)
+    for index in reversed(range(len(graph.initializer))):
+        if graph.initializer[index].name not in needed:
+            del graph.initializer[index]
+
+
+def _fuse_prelu(model: onnx.ModelProto) -> None:
+    """TFLite converters spell PReLU as `Relu(x) + a * (x - Abs(x))`, five ops where one does:
+    for x < 0, x - |x| is 2x, so this is PRelu(x) with slope 2a."""
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    initializers = {init.name: init for init in graph.initializer}
+    for node in graph.node:
+        match = _prelu_match(node, producers, initializers) if node.op_type == "Add" else None
+        if match is None:
+            continue
+        x, slope = match
+        slope_name = f"{node.output[0]}/prelu_slope"
+        graph.initializer.append(numpy_helper.from_array(slope, slope_name))
+        node.CopyFrom(helper.make_node("PRelu", [x, slope_name], list(node.output), name=node.name))
+    _drop_unused(graph)
 
 
 def _cut(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:
@@ -45,20 +112,24 @@ def _set_shapes(model: onnx.ModelProto, shapes: dict[str, list[int | str]]) -> N
 
 
 def _unpin_reshapes(model: onnx.ModelProto) -> None:
-    """A Reshape to a constant shape starting with 1 pins the batch; 0 copies the input's axis instead."""
+    """A Reshape of activations to a constant shape starting with the graph's fixed batch (1 if none) pins
+    it; 0 copies the input's axis instead. A Reshape of a constant (a broadcast slope) has no batch."""
+    batch = model.graph.input[0].type.tensor_type.shape.dim[0].dim_value or 1
     initializers = {init.name: init for init in model.graph.initializer}
     for node in model.graph.node:
-        if node.op_type != "Reshape" or node.input[1] not in initializers:
+        if node.op_type != "Reshape" or node.input[0] in initializers or node.input[1] not in initializers:
             continue
         init = initializers[node.input[1]]
         shape = numpy_helper.to_array(init).copy()
-        if shape.size and shape[0] == 1:
+        if shape.size and shape[0] == batch:
             shape[0] = 0
             init.CopyFrom(numpy_helper.from_array(shape.astype(np.int64), init.name))
 
 
 def apply_surgery(model: onnx.ModelProto, surgery: dict[str, Any]) -> onnx.ModelProto:
     """Apply the manifest's `surgery` table for one model and check the result."""
+    if surgery.get("fuse_prelu"):
+        _fuse_prelu(model)
     if surgery.get("cut_outputs"):
         model = _cut(model, list(surgery["cut_outputs"]))
     if surgery.get("rename"):
