@@ -1,0 +1,54 @@
+"""Measure the cosine at FAR 1e-2 ... 1e-6 on every cross-identity pair of a photo folder, and write the
+recognizer's similarity calibration next to its manifest entry.
+
+    python -m bench.calibrate_similarity --images ../shared/data/lfw-dev/images
+
+Identity is the photo's folder (the LFW layout). The file written is our own measurement: commit it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import date
+from pathlib import Path
+
+from bench.embeddings import cosine_at_far, embed_paths, impostor_cosines
+from engine.pipeline import FacePipeline, PipelineConfig
+
+FARS = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=Path, required=True, help="folder of <person>/<photo> images")
+    parser.add_argument("--dataset", default="LFW development split (View 1), 150x150")
+    args = parser.parse_args(argv)
+    pipeline = FacePipeline(PipelineConfig())
+    paths = sorted(args.images.rglob("*.jpg"))
+    embedded = embed_paths(pipeline, paths, progress=True)
+    impostors = impostor_cosines(embedded)
+    spec = pipeline.recognizer.spec
+    calibration = {
+        "recognizer": spec.name,
+        "recognizer_sha256": spec.sha256,
+        "pipeline": {"flip": pipeline.recognizer.flip, "detector_input": list(pipeline.detector.spec.input.size)},
+        "dataset": args.dataset,
+        "photos": len(paths),
+        "photos_without_face": int(embedded.no_face.sum()),
+        "impostor_pairs": int(impostors.size),
+        "measured": date.today().isoformat(),
+        "mapping": "score = piecewise linear in cosine; FAR 1e-2 -> 60, 1e-3 -> 70, 1e-4 -> 80, 1e-5 -> 90, "
+                   "1e-6 -> 100; cosine -1 -> 0; clamped to 0..100",
+        "cosine_at_far": cosine_at_far(impostors, FARS),
+    }
+    target = spec.similarity_path
+    if target is None:
+        raise SystemExit(f"{spec.name}: the manifest names no similarity file")
+    target.write_text(json.dumps(calibration, indent=2) + "\n")
+    print(json.dumps(calibration["cosine_at_far"]))
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
