@@ -148,6 +148,14 @@ class WorkspaceStore:
             conn.execute("DELETE FROM api_keys WHERE workspace_id = ?", (row["id"],))
             return self._add_key(conn, row["id"])
 
+    def add_key(self, name: str) -> str:
+        """One more key for the workspace, the others kept: lets clients move to a new key without a gap."""
+        with self.db.write() as conn:
+            row = conn.execute("SELECT id FROM workspaces WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise UnknownWorkspace(name)
+            return self._add_key(conn, row["id"])
+
     @staticmethod
     def _add_key(conn: sqlite3.Connection, workspace_id: int) -> str:
         key, key_id, digest = _new_key()
