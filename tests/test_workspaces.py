@@ -105,7 +105,7 @@ def test_keys_never_stored_in_clear(tmp_path: Path) -> None:
     finally:
         reader.close()
     for key in keys:
-        secret = key.rsplit("_", 1)[1]
+        secret = key.split("_", 2)[2]
         assert key.encode() not in data and secret.encode() not in data
 
 
