@@ -227,16 +227,18 @@ def backoff_delay(attempts: int, base: float, cap: float) -> float:
 class CallbackDeliverer:
     """An asyncio task that POSTs due deliveries, at least once each, retrying with backoff for at least
     `retry_for` seconds from the first attempt. Connections go only to addresses in the callback
-    allowlist, checked at connect time, and redirects are never followed."""
+    allowlist, checked at connect time, and redirects are never followed. Being the outbox's only
+    background task, it also purges expired results every `purge_interval` seconds."""
 
     def __init__(self, store: JobStore, workspaces: WorkspaceStore, allowlist: AddressAllowlist, *,
                  metrics: CallbackMetrics | None = None, base_delay: float = 1.0, max_delay: float = 60.0,
                  retry_for: float = 600.0, request_timeout: float = 10.0, batch_size: int = 16,
-                 poll_interval: float = 30.0, flush_timeout: float = 5.0) -> None:
+                 poll_interval: float = 30.0, flush_timeout: float = 5.0, purge_interval: float = 3600.0) -> None:
         self._store, self._workspaces, self._allowlist, self._metrics = store, workspaces, allowlist, metrics
         self._base_delay, self._max_delay, self._retry_for = base_delay, max_delay, retry_for
         self._request_timeout, self._batch_size = request_timeout, batch_size
         self._poll_interval, self._flush_timeout = poll_interval, flush_timeout
+        self._purge_interval, self._next_purge = purge_interval, 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_event: asyncio.Event | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -279,6 +281,7 @@ class CallbackDeliverer:
         while not self._stopping:
             wake_event.clear()
             try:
+                await self._purge_when_due()
                 await self._deliver_due(self._batch_size)
                 delay = await self._idle_delay()
             except Exception:  # a busy or broken database must not end deliveries for good
@@ -286,6 +289,11 @@ class CallbackDeliverer:
                 delay = self._poll_interval
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(wake_event.wait(), delay)
+
+    async def _purge_when_due(self) -> None:
+        if time.monotonic() >= self._next_purge:
+            await asyncio.to_thread(self._store.purge_expired)
+            self._next_purge = time.monotonic() + self._purge_interval
 
     async def _idle_delay(self) -> float:
         next_due = await asyncio.to_thread(self._store.next_due_at)

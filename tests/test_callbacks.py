@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from service.access import AddressAllowlist
-from service.jobs import CallbackDeliverer, JobStore
+from service.jobs import RESULT_TTL_S, CallbackDeliverer, JobStore, backoff_delay
 from service.workspaces import Workspace, WorkspaceStore
 from tests.receiver import Receiver
 
@@ -214,3 +214,31 @@ def test_deliveries_to_disallowed_addresses_never_connect(tmp_path: Path) -> Non
             assert "allowlist" in store.delivery(tid).last_error
 
     asyncio.run(scenario())
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    for attempts, ceiling in ((1, 1.0), (2, 2.0), (4, 8.0), (7, 60.0), (500, 60.0)):
+        delays = {backoff_delay(attempts, 1.0, 60.0) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays) and len(delays) > 1
+
+
+def test_expired_results_are_purged_in_the_background(tmp_path: Path) -> None:
+    store, workspaces, workspace = _setup(tmp_path)
+    store.record("old", workspace.id, {"statusCode": 200})
+    store.record("new", workspace.id, {"statusCode": 200})
+    with store.db.write() as conn:
+        conn.execute("UPDATE jobs SET created_at = created_at - ? WHERE transaction_id = 'old'", (RESULT_TTL_S + 1,))
+
+    async def scenario() -> None:
+        deliverer = CallbackDeliverer(store, workspaces, LOOPBACK)
+        await deliverer.start()
+        await _until(lambda: _count(store) == 1)
+        await deliverer.stop()
+
+    asyncio.run(scenario())
+    assert store.result("new", workspace.id) == {"statusCode": 200}
+
+
+def _count(store: JobStore) -> int:
+    with store.db.read() as conn:
+        return conn.execute("SELECT count(*) FROM jobs").fetchone()[0]
