@@ -1,0 +1,94 @@
+"""`facecompare workspace ...`: add, list, disable, enable and rotate the keys of workspaces."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+
+from service.datadir import add_data_dir_option
+from service.workspaces import MODES, Workspace, WorkspaceError, WorkspaceStore
+
+
+def _print_key(workspace: Workspace, key: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"name": workspace.name, "apiKey": key, "callbackSecret": workspace.callback_secret}))
+    else:
+        print(f"workspace {workspace.name}: API key (shown only now, keep it safe):")
+        print(key)
+        print(f"callback secret (verifies X-FaceCompare-Signature): {workspace.callback_secret}")
+
+
+def _add(store: WorkspaceStore, args: argparse.Namespace) -> None:
+    workspace, key = store.add(args.name, mode=args.mode, threshold=args.threshold, allowlist=args.allow)
+    _print_key(workspace, key, args.json)
+
+
+def _list(store: WorkspaceStore, args: argparse.Namespace) -> None:
+    workspaces = store.list()
+    if args.json:
+        fields = ("name", "enabled", "mode", "threshold", "allowlist")
+        print(json.dumps([{name: value for name, value in asdict(w).items() if name in fields} for w in workspaces]))
+        return
+    for w in workspaces:
+        allowlist = ",".join(w.allowlist) or "global"
+        state = "enabled" if w.enabled else "disabled"
+        print(f"{w.name}\t{state}\t{w.mode}\tthreshold {w.threshold:g}\tclients {allowlist}")
+
+
+def _set_enabled(enabled: bool) -> Callable[[WorkspaceStore, argparse.Namespace], None]:
+    def handler(store: WorkspaceStore, args: argparse.Namespace) -> None:
+        store.set_enabled(args.name, enabled)
+        print(f"workspace {args.name} {'enabled' if enabled else 'disabled'}")
+
+    return handler
+
+
+def _rotate_key(store: WorkspaceStore, args: argparse.Namespace) -> None:
+    key = store.rotate_key(args.name)
+    _print_key(store.get(args.name), key, args.json)
+
+
+def _run(action: Callable[[WorkspaceStore, argparse.Namespace], None]) -> Callable[[argparse.Namespace], int]:
+    """A handler with its store opened, and a refused command reported in one line (exit status 1)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            action(WorkspaceStore(args.data_dir), args)
+        except WorkspaceError as error:
+            raise SystemExit(f"facecompare workspace: {error}") from error
+        return 0
+
+    return handler
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    workspace = commands.add_parser("workspace", help="manage workspaces: keys, mode, threshold, allowlist")
+    sub = workspace.add_subparsers(dest="workspace_command", required=True)
+
+    add = sub.add_parser("add", help="create a workspace and print its API key (once)")
+    add.add_argument("name")
+    add.add_argument("--mode", choices=MODES, default="sync", help="async: every request needs a callbackUrl")
+    add.add_argument("--threshold", type=float, default=80.0, help="match threshold 0-100 (default 80)")
+    add.add_argument("--allow", action="append", default=[], metavar="CIDR",
+                     help="client networks for this workspace (repeatable; default: the global allowlist)")
+    add.add_argument("--json", action="store_true", help="print {name, apiKey, callbackSecret}")
+    add.set_defaults(handler=_run(_add))
+
+    listing = sub.add_parser("list", help="list workspaces (never their keys)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_run(_list))
+
+    for name, enabled in (("enable", True), ("disable", False)):
+        toggle = sub.add_parser(name, help=f"{name} a workspace")
+        toggle.add_argument("name")
+        toggle.set_defaults(handler=_run(_set_enabled(enabled)))
+
+    rotate = sub.add_parser("rotate-key", help="replace every key of a workspace with a new one")
+    rotate.add_argument("name")
+    rotate.add_argument("--json", action="store_true", help="print {name, apiKey, callbackSecret}")
+    rotate.set_defaults(handler=_run(_rotate_key))
+
+    for parser in (add, listing, rotate, *(sub.choices[name] for name in ("enable", "disable"))):
+        add_data_dir_option(parser)
