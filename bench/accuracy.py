@@ -1,4 +1,5 @@
-"""Verification accuracy on a pairs file: 10-fold (LFW protocol) or train-threshold/test, plus TAR at FAR.
+"""Verification accuracy on a pairs file, each pair compared as the API compares (largest face of the first
+photo against the most similar face of the second): 10-fold (LFW protocol) or train-threshold/test, TAR at FAR.
 
     python -m bench.accuracy --root DIR --pairs FILE [--train FILE] [--json] [--plot ROC.png]
 
@@ -39,12 +40,13 @@ def read_pairs(root: Path, pairs_file: Path) -> Pairs:
 
 
 def pair_cosines(pairs: Pairs, embedded: EmbeddedSet) -> np.ndarray:
+    """As the API compares: the largest face of `a` against the most similar face of `b`; -1 if either has none."""
     index = embedded.index()
-    a = np.array([index[p] for p in pairs.a])
-    b = np.array([index[p] for p in pairs.b])
-    cosines = np.einsum("ij,ij->i", embedded.vectors[a], embedded.vectors[b])
-    cosines[embedded.no_face[a] | embedded.no_face[b]] = -1.0
-    return cosines
+    cosines = []
+    for a, b in zip(pairs.a, pairs.b, strict=True):
+        probe, candidates = embedded.faces[index[a]], embedded.faces[index[b]]
+        cosines.append(float(np.max(candidates @ probe[0])) if len(probe) and len(candidates) else -1.0)
+    return np.array(cosines)
 
 
 def best_threshold(cosines: np.ndarray, same: np.ndarray) -> float:

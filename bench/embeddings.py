@@ -14,35 +14,40 @@ from engine.pipeline import FacePipeline
 
 @dataclass(frozen=True)
 class EmbeddedSet:
-    """Row i of `vectors` belongs to `paths[i]`; rows of images with no face are zero and flagged."""
+    """`faces[i]` holds the embeddings of every face of `paths[i]`, largest first (as the API chooses).
+
+    `vectors[i]` is the largest face's embedding, zero for an image with no face (flagged in `no_face`).
+    """
 
     paths: list[Path]
-    vectors: np.ndarray
-    no_face: np.ndarray
+    faces: list[np.ndarray]
     seconds_per_image: float
+
+    @property
+    def no_face(self) -> np.ndarray:
+        return np.array([len(f) == 0 for f in self.faces], dtype=bool)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        dim = next((f.shape[1] for f in self.faces if len(f)), 1)
+        return np.stack([f[0] if len(f) else np.zeros(dim, dtype=np.float32) for f in self.faces])
 
     def index(self) -> dict[Path, int]:
         return {path: i for i, path in enumerate(self.paths)}
 
 
 def embed_paths(pipeline: FacePipeline, paths: list[Path], *, progress: bool = False) -> EmbeddedSet:
-    vectors: list[np.ndarray | None] = []
+    faces: list[np.ndarray] = []
     started = time.perf_counter()
     for count, path in enumerate(paths, 1):
         try:
-            vectors.append(pipeline.embed_largest(pipeline.decode(path.read_bytes())))
+            faces.append(pipeline.embed_all(pipeline.decode(path.read_bytes())))
         except BadInput:
-            vectors.append(None)
+            faces.append(np.zeros((0, 1), dtype=np.float32))
         if progress and count % 500 == 0:
             print(f"  embedded {count}/{len(paths)}", flush=True)
     elapsed = time.perf_counter() - started
-    dim = next((v.shape[0] for v in vectors if v is not None), 1)
-    matrix = np.zeros((len(paths), dim), dtype=np.float32)
-    for i, vector in enumerate(vectors):
-        if vector is not None:
-            matrix[i] = vector
-    no_face = np.array([v is None for v in vectors], dtype=bool)
-    return EmbeddedSet(paths=paths, vectors=matrix, no_face=no_face, seconds_per_image=elapsed / max(len(paths), 1))
+    return EmbeddedSet(paths=paths, faces=faces, seconds_per_image=elapsed / max(len(paths), 1))
 
 
 def identity_of(path: Path) -> str:

@@ -131,13 +131,13 @@ class FacePipeline:
     def compare(self, origin: bytes, target: bytes, threshold: float | None = None) -> CompareResult:
         return self.compare_images(self.decode(origin), self.decode(target), threshold)
 
-    def embed_largest(self, image: DecodedImage) -> np.ndarray | None:
-        """The embedding of the image's largest face, or None: what the benchmarks and calibration use."""
+    def embed_all(self, image: DecodedImage) -> np.ndarray:
+        """(faces, D) embeddings of every face, largest first: what the benchmarks and calibration use."""
         (found,) = self.detector.detect([image.pixels])
         if not found:
-            return None
-        ((face,),) = self.faces([image.pixels], [found[:1]])
-        return face.embedding
+            return np.zeros((0, 1), dtype=np.float32)
+        (faces,) = self.faces([image.pixels], [found])
+        return np.stack([face.embedding for face in faces])
 
     def model_paths(self) -> dict[str, Path]:
         return {name: model.prepared for name, model in self.models.items()}
