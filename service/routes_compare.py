@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from engine.errors import ApiError, CallbackRequired, Forbidden, NotReady, Unauthorized
 from engine.pipeline import CompareResult
@@ -108,7 +108,21 @@ async def result(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+async def continue_within_cap(request: web.Request) -> None:
+    """`Expect: 100-continue`: invite the body only when its declared length is within the cap.
+
+    Otherwise no 100 is sent and the handler answers 413 at once, so the client never sends the body.
+    Other expectations are ignored rather than answered outside the error middleware.
+    """
+    expected = request.headers.get("Expect", "").lower() == "100-continue"
+    length = request.content_length
+    if expected and request.version == HttpVersion11 and (
+            length is None or length <= request.app[SERVICES].config.max_body_bytes):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+
+
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/modules/compare", compare)
-    app.router.add_post("/v1/compare", compare)
+    for path in ("/modules/compare", "/v1/compare"):
+        app.router.add_post(path, compare, expect_handler=continue_within_cap)
     app.router.add_get("/modules/compare/{transaction_id}", result)

@@ -8,9 +8,12 @@ from aiohttp import web
 
 from service.deps import SERVICES
 from service.metrics import CONTENT_TYPE
+from service.middleware import NotFound
 from service.openapi import openapi_document
 
 STATIC_DIR = Path(__file__).with_name("static")
+# A fixed set, so no request path ever reaches the file system.
+STATIC_FILES = {path.name: path for path in STATIC_DIR.iterdir() if path.is_file()}
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -40,7 +43,14 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html")
+    return web.FileResponse(STATIC_FILES["index.html"])
+
+
+async def static(request: web.Request) -> web.FileResponse:
+    path = STATIC_FILES.get(request.match_info["name"])
+    if path is None:
+        raise NotFound("no such file")
+    return web.FileResponse(path)
 
 
 def add_routes(app: web.Application) -> None:
@@ -50,4 +60,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/info", info)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/", index)
-    app.router.add_static("/static/", STATIC_DIR)
+    app.router.add_get("/static/{name}", static)

@@ -46,6 +46,11 @@ class ServerThread:
         self._started.set()
         await self._stop.wait()
         await runner.cleanup()
+        # Connections a test left half-open (raw sockets) end with the server, not after the loop closes.
+        leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
