@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.decode import MAX_IMAGE_BYTES
 from engine.errors import BadInput, BodyTooLarge, ImagesRequired
@@ -159,6 +160,6 @@ async def _multipart_fields(request: web.Request, limit: int) -> dict[str, Any]:
         raise
     except web.HTTPRequestEntityTooLarge as exc:
         raise BodyTooLarge(f"request body is over {limit} bytes") from exc
-    except (ValueError, AssertionError, RuntimeError) as exc:
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
         raise BadInput("malformed multipart body") from exc
     return fields
