@@ -172,8 +172,11 @@ def test_bad_json_is_1003(api: Served, body: bytes) -> None:
                          headers={"x-api-key": api.key, "Content-Type": "application/json"}), 400, 1003)
 
 
-def test_malformed_multipart_is_1003(api: Served) -> None:
-    body = b"--xyz\r\nContent-Disposition: form-data; name=\"originFace\"\r\n\r\nabc"  # never closed
+@pytest.mark.parametrize("body", [
+    b"--xyz\r\nContent-Disposition: form-data; name=\"originFace\"\r\n\r\nabc",  # never closed
+    b"--xyz\r\nContent-Disposition: form-data; name=\"\x1d\xc2\x91r\"\r\n\r\nabc\r\n--xyz--\r\n",  # found by schemathesis
+])
+def test_malformed_multipart_is_1003(api: Served, body: bytes) -> None:
     _error(requests.post(api.url + "/modules/compare", data=body, headers={
         "x-api-key": api.key, "Content-Type": "multipart/form-data; boundary=xyz"}), 400, 1003)
 
