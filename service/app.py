@@ -79,9 +79,18 @@ def _or_default(configured: tuple[str, ...] | None, default: Iterable[str]) -> I
     return default if configured is None else configured
 
 
+def make_runner(app: web.Application, config: ServiceConfig) -> web.AppRunner:
+    """No lingering: a body left unread (over its cap) is never drained; its connection just closes.
+
+    Requests are logged by the middleware, as JSON, so aiohttp's own access log is off.
+    """
+    return web.AppRunner(app, handle_signals=False, access_log=None, lingering_time=0,
+                         shutdown_timeout=config.shutdown_timeout)
+
+
 async def serve(app: web.Application, config: ServiceConfig) -> None:
     """Listen until SIGTERM or SIGINT, then stop accepting, finish in-flight requests and jobs, and return."""
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=config.shutdown_timeout)
+    runner = make_runner(app, config)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()

@@ -79,9 +79,6 @@ async def api_middleware(request: web.Request,
         log.exception("unhandled error")
         error_code = str(ApiError.error_code)
         response = error_response(ApiError(), transaction_id)
-    if request.body_exists and not request.content.at_eof():
-        # Whatever of the body was left unread stays unread: no lingering drain, the connection closes.
-        response.force_close()
     seconds = time.monotonic() - started
     route = _route(request)
     metrics = request.app[SERVICES].metrics

@@ -9,6 +9,9 @@ import time
 import requests
 from aiohttp import web
 
+from service.app import make_runner
+from service.deps import SERVICES
+
 
 class ServerThread:
     """Serves `app` on a free loopback port until the `with` block ends (which runs the app's cleanup)."""
@@ -38,7 +41,7 @@ class ServerThread:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        runner = make_runner(self.app, self.app[SERVICES].config)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
