@@ -60,3 +60,8 @@ def error_body(error: ApiError, transaction_id: str) -> dict[str, Any]:
         "errorCode": error.error_code,
         "message": error.full_message,
     }
+
+
+def accepted_body(transaction_id: str) -> dict[str, Any]:
+    """The 202 body of an asynchronous compare: the result follows by callback."""
+    return {"statusCode": 202, "apiType": API_TYPE, "transactionId": transaction_id, "status": "accepted"}

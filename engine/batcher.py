@@ -1,0 +1,163 @@
+"""Dynamic batching: callers on many threads share one inference per model, through a bounded queue.
+
+`DynamicBatcher` is itself a `Backend`, wrapped around a real one, so the pipeline and its adapters
+do not know it is there. One worker thread per model owns the wrapped backend: it takes the oldest
+waiting request and whatever compatible requests follow it, up to `max_batch` rows or until the oldest
+has waited `max_wait_ms`, runs one `infer`, and hands each caller its own rows of the outputs.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from engine.backends.base import Backend
+from engine.errors import NotReady
+
+
+class BatchObserver(Protocol):
+    """Where the batcher reports what the metrics show; every method is called from the worker or a caller."""
+
+    def batch(self, model: str, rows: int, seconds: float) -> None: ...
+
+    def waited(self, model: str, seconds: float) -> None: ...
+
+    def depth(self, model: str, depth: int) -> None: ...
+
+
+@dataclass
+class _Request:
+    inputs: dict[str, np.ndarray]
+    rows: int
+    signature: tuple
+    enqueued: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+def _signature(inputs: dict[str, np.ndarray]) -> tuple:
+    """Requests batch together only when every input matches in name, dtype and per-row shape."""
+    return tuple(sorted((name, array.dtype.str, array.shape[1:]) for name, array in inputs.items()))
+
+
+def _rows(inputs: dict[str, np.ndarray]) -> int:
+    counts = {array.shape[0] for array in inputs.values()}
+    if len(counts) != 1:
+        raise ValueError(f"inputs disagree on the batch size: {sorted(counts)}")
+    return counts.pop()
+
+
+class DynamicBatcher:
+    """A `Backend` that batches concurrent `infer` calls into one call of the backend it wraps."""
+
+    def __init__(self, backend: Backend, *, name: str, max_batch: int | None = None, max_wait_ms: float = 2.0,
+                 queue_size: int = 64, observer: BatchObserver | None = None, retry_after: int = 1) -> None:
+        self.backend = backend
+        self.name = name
+        self.info = backend.info
+        self.input_names = backend.input_names
+        self.output_names = backend.output_names
+        self.max_batch = min(max_batch or backend.max_batch, backend.max_batch)
+        self.max_wait = max_wait_ms / 1000.0
+        self.queue_size = queue_size
+        self.retry_after = retry_after
+        self._observer = observer
+        self._queue: deque[_Request] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting, not counting the batch being run."""
+        return len(self._queue)
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Queue the caller's batch and block until its outputs are back; NotReady when the queue is full."""
+        request = _Request(inputs=inputs, rows=_rows(inputs), signature=_signature(inputs))
+        with self._cond:
+            if self._closed:
+                raise NotReady("shutting down", retry_after=self.retry_after)
+            if len(self._queue) >= self.queue_size:
+                raise NotReady("inference queue is full", retry_after=self.retry_after)
+            self._queue.append(request)
+            self._report_depth()
+            self._cond.notify_all()
+        request.done.wait()
+        if request.error is not None:
+            raise request.error
+        return request.outputs
+
+    def close(self) -> None:
+        """Refuse new requests, finish the queued ones, stop the worker."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _report_depth(self) -> None:
+        if self._observer is not None:
+            self._observer.depth(self.name, len(self._queue))
+
+    def _take(self) -> list[_Request]:
+        """The next batch: the oldest request, then followers until full, incompatible, or out of time."""
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if not self._queue:
+                return []
+            batch = [self._queue.popleft()]
+            rows = batch[0].rows
+            deadline = batch[0].enqueued + self.max_wait
+            while rows < self.max_batch:
+                if self._queue:
+                    follower = self._queue[0]
+                    if follower.signature != batch[0].signature or rows + follower.rows > self.max_batch:
+                        break
+                    batch.append(self._queue.popleft())
+                    rows += follower.rows
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    break
+                self._cond.wait(remaining)
+            self._report_depth()
+            return batch
+
+    def _work(self) -> None:
+        while batch := self._take():
+            started = time.monotonic()
+            if self._observer is not None:
+                for request in batch:
+                    self._observer.waited(self.name, started - request.enqueued)
+            try:
+                outputs = self._run([r.inputs for r in batch])
+            except Exception as exc:  # handed to every caller, who raises it in its own thread
+                for request in batch:
+                    request.error = exc
+            else:
+                offset = 0
+                for request in batch:
+                    request.outputs = {k: v[offset: offset + request.rows] for k, v in outputs.items()}
+                    offset += request.rows
+            if self._observer is not None:
+                self._observer.batch(self.name, sum(r.rows for r in batch), time.monotonic() - started)
+            for request in batch:
+                request.done.set()
+
+    def _run(self, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """One inference for several callers; a single caller over `max_batch` rows runs in chunks."""
+        inputs = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        rows = _rows(inputs)
+        if rows <= self.max_batch:
+            return self.backend.infer(inputs)
+        chunks = [self.backend.infer({k: v[i: i + self.max_batch] for k, v in inputs.items()})
+                  for i in range(0, rows, self.max_batch)]
+        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}

@@ -1,0 +1,106 @@
+"""The aiohttp application and its life: listen at once, load models behind, drain and stop on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from service import routes_compare, routes_ops
+from service.config import ServiceConfig
+from service.deps import SERVICES, Services
+from service.metrics import Metrics
+from service.middleware import api_middleware
+from service.runtime import Runtime
+
+log = logging.getLogger("facecompare.app")
+
+
+def create_app(services: Services) -> web.Application:
+    """The application over ready-made services; the caller owns their construction (tests included)."""
+    app = web.Application(middlewares=[api_middleware], client_max_size=services.config.max_body_bytes)
+    app[SERVICES] = services
+    routes_compare.add_routes(app)
+    routes_ops.add_routes(app)
+    app.on_startup.append(_start)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+async def _start(app: web.Application) -> None:
+    services = app[SERVICES]
+    services.runtime.start_loading()
+    recovered = services.jobs.recover()
+    if recovered:
+        log.warning("unfinished jobs answered with 1002", extra={"fields": {"jobs": recovered}})
+    await services.deliverer.start()
+
+
+async def _stop(app: web.Application) -> None:
+    """After the last request: let accepted jobs finish, stop the deliverer, then the inference workers."""
+    services = app[SERVICES]
+    if services.background:
+        _, unfinished = await asyncio.wait(set(services.background), timeout=services.config.shutdown_timeout)
+        for task in unfinished:
+            task.cancel()
+        if unfinished:
+            log.warning("jobs left unfinished; answered with 1002 on the next start",
+                        extra={"fields": {"jobs": len(unfinished)}})
+    await services.deliverer.stop()
+    await asyncio.get_running_loop().run_in_executor(None, services.runtime.close)
+
+
+def services_from_config(config: ServiceConfig, metrics: Metrics | None = None) -> Services:
+    """The production wiring: the state layer's stores in the data directory, allowlists from the config."""
+    from service.access import DEFAULT_ALLOWLIST, AddressAllowlist, check_callback_url
+    from service.jobs import CallbackDeliverer, JobStore
+    from service.workspaces import WorkspaceStore
+
+    metrics = metrics or Metrics()
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    workspaces = WorkspaceStore(config.data_dir)
+    jobs = JobStore(config.data_dir)
+    callback_allowlist = AddressAllowlist(_or_default(config.callback_allowlist, DEFAULT_ALLOWLIST))
+
+    async def check_callback(url: str) -> None:
+        await check_callback_url(url, callback_allowlist)
+
+    return Services(
+        config=config, metrics=metrics, runtime=Runtime(config, metrics), workspaces=workspaces, jobs=jobs,
+        deliverer=CallbackDeliverer(jobs, workspaces, callback_allowlist, metrics=metrics),
+        client_allowlist=AddressAllowlist(_or_default(config.client_allowlist, DEFAULT_ALLOWLIST)),
+        make_allowlist=AddressAllowlist, check_callback=check_callback)
+
+
+def _or_default(configured: tuple[str, ...] | None, default: Iterable[str]) -> Iterable[str]:
+    return default if configured is None else configured
+
+
+def make_runner(app: web.Application, config: ServiceConfig) -> web.AppRunner:
+    """No lingering: a body left unread (over its cap) is never drained; its connection just closes.
+
+    Requests are logged by the middleware, as JSON, so aiohttp's own access log is off.
+    """
+    return web.AppRunner(app, handle_signals=False, access_log=None, lingering_time=0,
+                         shutdown_timeout=config.shutdown_timeout)
+
+
+async def serve(app: web.Application, config: ServiceConfig) -> None:
+    """Listen until SIGTERM or SIGINT, then stop accepting, finish in-flight requests and jobs, and return."""
+    runner = make_runner(app, config)
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    port = runner.addresses[0][1] if runner.addresses else config.port
+    log.info("listening", extra={"fields": {"host": config.host, "port": port}})
+    await stop.wait()
+    log.info("stopping")
+    await runner.cleanup()
+    log.info("stopped")

@@ -1,0 +1,120 @@
+"""The service's settings: defaults, then a TOML file, then environment variables, then command-line flags.
+
+Every key is documented in docs/CONFIGURATION.md; an unknown key in the file is an error, so a typo is
+never silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from engine.pipeline import PipelineConfig
+from models import paths
+from models.manifest import tomllib
+
+ENV_PREFIX = "FACECOMPARE_"
+# The data directory keeps its historical variable; everything else is FACECOMPARE_<KEY>.
+ENV_NAMES = {"data_dir": "FACECOMPARE_DATA"}
+
+
+def default_data_dir() -> Path:
+    """`$FACECOMPARE_DATA`, else `<FACECOMPARE_HOME>/data`."""
+    configured = os.environ.get("FACECOMPARE_DATA")
+    return Path(configured).expanduser() if configured else paths.home() / "data"
+
+
+def default_config_path() -> Path:
+    return paths.home() / "config.toml"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = field(default_factory=default_data_dir)
+    backend: str = "onnxruntime"
+    precision: str = "fp32"
+    threads: int = 0
+    max_batch: int = 32
+    max_wait_ms: float = 2.0
+    queue_size: int = 64
+    workers: int = 4
+    max_body_bytes: int = 16 * 1024 * 1024
+    # None: the built-in default (loopback and the private ranges).
+    client_allowlist: tuple[str, ...] | None = None
+    callback_allowlist: tuple[str, ...] | None = None
+    shutdown_timeout: float = 30.0
+    log_level: str = "INFO"
+
+    def pipeline_config(self) -> PipelineConfig:
+        return PipelineConfig(backend=self.backend, precision=self.precision, max_batch=self.max_batch,
+                              threads=self.threads)
+
+    @property
+    def max_inflight(self) -> int:
+        """Compares admitted at once: every worker busy and a queue's worth waiting; beyond that, 503."""
+        return self.workers + self.queue_size
+
+
+_FIELDS = {f.name: f for f in fields(ServiceConfig)}
+
+
+def _convert(name: str, value: Any) -> Any:
+    """A file or environment value as the field's type; ValueError names the key."""
+    kind = str(_FIELDS[name].type)
+    try:
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "Path":
+            return Path(str(value)).expanduser()
+        if kind.startswith("tuple"):
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return tuple(str(item).strip() for item in items if str(item).strip())
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"configuration {name}: cannot use {value!r}") from exc
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    with path.open("rb") as f:
+        data = tomllib.load(f)
+    table = data.get("service", data)
+    unknown = sorted(set(table) - set(_FIELDS))
+    if unknown:
+        raise ValueError(f"{path}: unknown configuration keys {', '.join(unknown)}")
+    return {name: _convert(name, value) for name, value in table.items()}
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values = {}
+    for name in _FIELDS:
+        variable = ENV_NAMES.get(name, ENV_PREFIX + name.upper())
+        if env.get(variable, "") != "":
+            values[name] = _convert(name, env[variable])
+    return values
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> ServiceConfig:
+    """Defaults < TOML file (`path`, `$FACECOMPARE_CONFIG`, or `<home>/config.toml` if present) < env < flags."""
+    env = os.environ if env is None else env
+    if path is None and env.get("FACECOMPARE_CONFIG"):
+        path = Path(env["FACECOMPARE_CONFIG"]).expanduser()
+    if path is None and default_config_path().exists():
+        path = default_config_path()
+    values: dict[str, Any] = _from_file(path) if path is not None else {}
+    values.update(_from_env(env))
+    values.update({k: _convert(k, v) for k, v in (overrides or {}).items() if v is not None})
+    config = replace(ServiceConfig(), **values)
+    for name in ("port", "max_batch", "queue_size", "workers", "max_body_bytes"):
+        if getattr(config, name) < (0 if name == "port" else 1):
+            raise ValueError(f"configuration {name}: {getattr(config, name)} is out of range")
+    return config

@@ -1,0 +1,53 @@
+"""Prometheus metrics in the service's own registry, so tests and several apps in one process never collide.
+
+The batcher reports through the `BatchObserver` methods; the callback deliverer increments
+`callback_deliveries` (label `outcome`: "delivered" when a 2xx ended it, "failed" for an attempt that
+did not) and `callback_retries` (each retry it schedules).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("facecompare_requests", "HTTP requests answered, by route, status and errorCode",
+                                ["route", "status", "error_code"], registry=self.registry)
+        self.request_seconds = Histogram("facecompare_request_seconds", "HTTP request latency by route",
+                                         ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.stage_seconds = Histogram("facecompare_stage_seconds",
+                                       "Latency per pipeline stage (decode, detector, landmarks, recognizer, "
+                                       "queue wait per model, whole compare)",
+                                       ["stage"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.queue_depth = Gauge("facecompare_queue_depth", "Inference requests waiting per model", ["model"],
+                                 registry=self.registry)
+        self.batch_rows = Histogram("facecompare_batch_rows", "Rows per inference batch, per model", ["model"],
+                                    buckets=BATCH_BUCKETS, registry=self.registry)
+        self.inflight = Gauge("facecompare_inflight_compares", "Compares admitted and not finished",
+                              registry=self.registry)
+        self.callback_deliveries = Counter("facecompare_callback_deliveries",
+                                           "Callback delivery attempts by outcome", ["outcome"],
+                                           registry=self.registry)
+        self.callback_retries = Counter("facecompare_callback_retries", "Callback deliveries retried",
+                                        registry=self.registry)
+        for outcome in ("delivered", "failed"):
+            self.callback_deliveries.labels(outcome=outcome)
+
+    def batch(self, model: str, rows: int, seconds: float) -> None:
+        self.batch_rows.labels(model=model).observe(rows)
+        self.stage_seconds.labels(stage=model).observe(seconds)
+
+    def waited(self, model: str, seconds: float) -> None:
+        self.stage_seconds.labels(stage=f"queue_{model}").observe(seconds)
+
+    def depth(self, model: str, depth: int) -> None:
+        self.queue_depth.labels(model=model).set(depth)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

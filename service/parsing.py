@@ -1,0 +1,165 @@
+"""A compare request's body (JSON with base64, or multipart) to bytes and fields, caps enforced while reading.
+
+The whole body is capped by the application's `client_max_size` (413 / 1003, nothing read past the cap);
+each image is capped at 5 MB after base64 decoding (400 / 1003), checked from the base64 length before
+decoding and, for multipart, while the part streams in.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from engine.decode import MAX_IMAGE_BYTES
+from engine.errors import BadInput, BodyTooLarge, ImagesRequired
+
+IMAGE_FIELDS = ("originFace", "targetFace")
+TEXT_FIELDS = ("callbackUrl", "threshold")
+MAX_TEXT_BYTES = 4096
+MAX_URL_LENGTH = 2048
+CHUNK = 64 * 1024
+DATA_URL = re.compile(r"^data:[^,;]*(;[^,;]*)*;base64,", re.IGNORECASE)
+# The longest base64 text (padding included) that can decode to MAX_IMAGE_BYTES.
+MAX_BASE64_CHARS = 4 * math.ceil(MAX_IMAGE_BYTES / 3)
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    origin: bytes
+    target: bytes
+    threshold: float | None
+    callback_url: str | None
+
+
+def over_image_cap() -> BadInput:
+    return BadInput(f"image is over {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
+
+
+def decode_base64_image(text: str) -> bytes:
+    """Base64 (standard alphabet, optional `data:` prefix, line breaks and missing padding allowed)."""
+    text = DATA_URL.sub("", text, count=1) if text[:5].lower() == "data:" else text
+    if text[:5].lower() == "data:":
+        raise BadInput("data URL is not base64")
+    compact = "".join(text.split())
+    if len(compact) > MAX_BASE64_CHARS:
+        raise over_image_cap()
+    compact += "=" * (-len(compact) % 4)
+    try:
+        data = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadInput("bad base64") from exc
+    if len(data) > MAX_IMAGE_BYTES:
+        raise over_image_cap()
+    return data
+
+
+def parse_threshold(value: Any) -> float | None:
+    """0-100 as a number or numeric text; absent, null or empty means the workspace's threshold."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise BadInput("threshold must be a number from 0 to 100")
+    try:
+        threshold = float(value)
+    except ValueError as exc:
+        raise BadInput("threshold must be a number from 0 to 100") from exc
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 100.0):
+        raise BadInput("threshold must be a number from 0 to 100")
+    return threshold
+
+
+def parse_callback_url(value: Any) -> str | None:
+    """The URL's text only; whether it is allowed is the access layer's decision."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadInput("callbackUrl must be a string")
+    value = value.strip()
+    if len(value) > MAX_URL_LENGTH:
+        raise BadInput("callbackUrl is too long")
+    return value or None
+
+
+def _image(value: Any) -> bytes:
+    if isinstance(value, str) and value:
+        data = decode_base64_image(value)
+    elif isinstance(value, bytes):
+        data = value
+    else:
+        raise ImagesRequired()
+    if not data:
+        raise ImagesRequired()
+    return data
+
+
+def _request(fields: dict[str, Any]) -> CompareRequest:
+    origin, target = (fields.get(name) for name in IMAGE_FIELDS)
+    if not origin or not target:
+        raise ImagesRequired()
+    return CompareRequest(origin=_image(origin), target=_image(target),
+                          threshold=parse_threshold(fields.get("threshold")),
+                          callback_url=parse_callback_url(fields.get("callbackUrl")))
+
+
+async def parse_compare(request: web.Request, limit: int) -> CompareRequest:
+    """The request's body by its content type: multipart/form-data, else JSON; `limit` is the body cap."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"request body is over {limit} bytes")
+    if request.content_type == "multipart/form-data":
+        return _request(await _multipart_fields(request, limit))
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise BodyTooLarge(f"request body is over {limit} bytes") from exc
+    if not raw.strip():
+        raise ImagesRequired()
+    try:
+        fields = json.loads(raw)
+    except ValueError as exc:
+        raise BadInput("body is not JSON") from exc
+    if not isinstance(fields, dict):
+        raise BadInput("body is not a JSON object")
+    return _request(fields)
+
+
+async def _multipart_fields(request: web.Request, limit: int) -> dict[str, Any]:
+    """Stream the parts: images as bytes, text fields as text, anything else read and dropped."""
+    fields: dict[str, Any] = {}
+    read = 0
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise BadInput("nested multipart is not supported")
+            name = part.name or ""
+            cap = MAX_IMAGE_BYTES if name in IMAGE_FIELDS else MAX_TEXT_BYTES if name in TEXT_FIELDS else None
+            chunks = []
+            size = 0
+            while chunk := await part.read_chunk(CHUNK):
+                size += len(chunk)
+                read += len(chunk)
+                if read > limit:
+                    raise BodyTooLarge(f"request body is over {limit} bytes")
+                if cap is not None and size > cap:
+                    raise over_image_cap() if name in IMAGE_FIELDS else BadInput(f"{name} is too long")
+                if cap is not None:
+                    chunks.append(chunk)
+            if cap is None or name in fields:
+                continue
+            data = b"".join(chunks)
+            fields[name] = data if name in IMAGE_FIELDS else data.decode("utf-8", errors="strict")
+    except (BadInput, BodyTooLarge):
+        raise
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise BodyTooLarge(f"request body is over {limit} bytes") from exc
+    except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+        raise BadInput("malformed multipart body") from exc
+    return fields

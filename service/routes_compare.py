@@ -1,0 +1,128 @@
+"""`POST /modules/compare` (and `/v1/compare`), `GET /modules/compare/{transactionId}`: admission, then work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import HttpVersion11, web
+
+from engine.errors import ApiError, CallbackRequired, Forbidden, NotReady, Unauthorized
+from engine.pipeline import CompareResult
+from service.deps import SERVICES, Services
+from service.middleware import TRANSACTION_ID, NotFound
+from service.parsing import CompareRequest, parse_compare
+from service.response import accepted_body, compare_body, error_body
+
+log = logging.getLogger("facecompare.compare")
+
+# An accepted job that meets a full queue waits and tries again rather than failing at once.
+JOB_ATTEMPTS = 5
+
+
+def admit(request: web.Request, services: Services) -> Any:
+    """Client address, then key, then workspace: 403 for an address or a disabled workspace, 401 for a key."""
+    remote = request.remote or ""
+    if not services.client_allowlist.allows(remote):
+        raise Forbidden("client address is not allowed")
+    key = request.headers.get("x-api-key", "").strip()
+    if not key:
+        raise Unauthorized("x-api-key is missing")
+    workspace = services.workspaces.authenticate(key)
+    if workspace is None:
+        raise Unauthorized("unknown x-api-key")
+    if not workspace.enabled:
+        raise Forbidden("workspace is disabled")
+    if workspace.allowlist and not services.make_allowlist(workspace.allowlist).allows(remote):
+        raise Forbidden("client address is not allowed for this workspace")
+    return workspace
+
+
+async def compare(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    transaction_id = request[TRANSACTION_ID]
+    workspace = admit(request, services)
+    parsed = await parse_compare(request, services.config.max_body_bytes)
+    threshold = workspace.threshold if parsed.threshold is None else parsed.threshold
+    if parsed.callback_url is None:
+        if workspace.mode == "async":
+            raise CallbackRequired()
+        return web.json_response(await _compare_now(services, transaction_id, workspace.id, parsed, threshold))
+    await services.check_callback(parsed.callback_url)
+    services.runtime.check_ready()
+    services.jobs.accept(transaction_id, workspace.id, parsed.callback_url)
+    task = asyncio.create_task(_run_job(services, transaction_id, parsed, threshold))
+    services.background.add(task)
+    task.add_done_callback(services.background.discard)
+    return web.json_response(accepted_body(transaction_id), status=202)
+
+
+async def _compare_now(services: Services, transaction_id: str, workspace_id: int, parsed: CompareRequest,
+                       threshold: float) -> dict[str, Any]:
+    """A synchronous compare; its result (or its error, unless a retry is expected) is kept for GET."""
+    try:
+        result = await services.runtime.compare(parsed.origin, parsed.target, threshold)
+    except ApiError as error:
+        if not isinstance(error, NotReady):
+            services.jobs.record(transaction_id, workspace_id, error_body(error, transaction_id))
+        raise
+    body = compare_body(result, transaction_id)
+    services.jobs.record(transaction_id, workspace_id, body)
+    return body
+
+
+async def _compare_patiently(services: Services, parsed: CompareRequest, threshold: float) -> CompareResult:
+    for _ in range(JOB_ATTEMPTS - 1):
+        try:
+            return await services.runtime.compare(parsed.origin, parsed.target, threshold)
+        except NotReady as busy:
+            await asyncio.sleep(busy.retry_after)
+    return await services.runtime.compare(parsed.origin, parsed.target, threshold)
+
+
+async def _run_job(services: Services, transaction_id: str, parsed: CompareRequest, threshold: float) -> None:
+    """An accepted job: compare, store the final body (result or error) and wake the deliverer."""
+    try:
+        body = compare_body(await _compare_patiently(services, parsed, threshold), transaction_id)
+    except ApiError as error:
+        body = error_body(error, transaction_id)
+    except Exception:
+        log.exception("job failed")
+        body = error_body(ApiError(), transaction_id)
+    try:
+        services.jobs.finish(transaction_id, body)
+    except Exception:
+        log.exception("job result not stored; it is answered with 1002 after a restart")
+        return
+    services.deliverer.wake()
+    log.info("job finished", extra={"fields": {"statusCode": body["statusCode"]}})
+
+
+async def result(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    workspace = admit(request, services)
+    body = services.jobs.result(request.match_info["transaction_id"], workspace.id)
+    if body is None:
+        raise NotFound("unknown transactionId")
+    return web.json_response(body)
+
+
+async def continue_within_cap(request: web.Request) -> None:
+    """`Expect: 100-continue`: invite the body only when its declared length is within the cap.
+
+    Otherwise no 100 is sent and the handler answers 413 at once, so the client never sends the body.
+    Other expectations are ignored rather than answered outside the error middleware.
+    """
+    expected = request.headers.get("Expect", "").lower() == "100-continue"
+    length = request.content_length
+    if expected and request.version == HttpVersion11 and (
+            length is None or length <= request.app[SERVICES].config.max_body_bytes):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+
+
+def add_routes(app: web.Application) -> None:
+    for path in ("/modules/compare", "/v1/compare"):
+        app.router.add_post(path, compare, expect_handler=continue_within_cap)
+    app.router.add_get("/modules/compare/{transaction_id}", result)

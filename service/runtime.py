@@ -1,0 +1,153 @@
+"""The pipeline as the service runs it: loaded in the background, warmed up, batched, and off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+from engine.backends import Backend
+from engine.batcher import BatchObserver, DynamicBatcher
+from engine.errors import NotReady
+from engine.pipeline import CompareResult, FacePipeline, PipelineConfig
+from engine.preprocess import to_blob
+from models.manifest import MANIFEST_PATH, ModelSpec
+from models.registry import sha256_of
+from service.config import ServiceConfig
+from service.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+LOADING_RETRY_AFTER = 5
+
+
+class BatchedPipeline(FacePipeline):
+    """The unchanged pipeline, each of its backends wrapped in a dynamic batcher named after its role."""
+
+    def __init__(self, config: PipelineConfig, *, max_wait_ms: float, queue_size: int,
+                 observer: BatchObserver | None = None) -> None:
+        self._batching = {"max_wait_ms": max_wait_ms, "queue_size": queue_size, "observer": observer}
+        super().__init__(config)
+
+    def _backend(self, spec: ModelSpec) -> Backend:
+        role = next(role for role, name in self.manifest.pipeline.items() if name == spec.name)
+        return DynamicBatcher(super()._backend(spec), name=role, max_batch=self.config.max_batch, **self._batching)
+
+    def close(self) -> None:
+        for backend in self.backends.values():
+            if isinstance(backend, DynamicBatcher):
+                backend.close()
+
+
+def warm_up(pipeline: FacePipeline) -> None:
+    """One dummy inference per backend, through the model's own preprocessing: the same for every backend."""
+    for name, backend in pipeline.backends.items():
+        spec = pipeline.manifest.models[name]
+        width, height = spec.input.size
+        blank = np.zeros((height, width, 3), dtype=np.uint8)
+        started = time.monotonic()
+        backend.infer({spec.input.name: to_blob([blank], spec.input)})
+        log.info("warmed up", extra={"fields": {"model": name, "seconds": round(time.monotonic() - started, 3)}})
+
+
+def describe(pipeline: FacePipeline) -> dict[str, Any]:
+    """What `/v1/info` reports: engine, the models actually loaded with their hashes, the calibration."""
+    roles = {name: role for role, name in pipeline.manifest.pipeline.items()}
+    info = pipeline.backend_info
+    models = []
+    for name in pipeline.backends:
+        spec = pipeline.manifest.models[name]
+        models.append({"name": name, "role": roles[name], "family": spec.family,
+                       "sha256": sha256_of(pipeline.models[name].prepared), "manifestSha256": spec.sha256})
+    return {
+        "version": metadata.version("facecompare-edge"),
+        "backend": info.name,
+        "precision": info.precision,
+        "device": info.device,
+        "models": models,
+        "manifest": {"sha256": sha256_of(MANIFEST_PATH)},
+        "calibration": pipeline.calibration.details,
+    }
+
+
+class Runtime:
+    """Readiness, admission and execution of compares; the event loop never runs inference itself."""
+
+    def __init__(self, config: ServiceConfig, metrics: Metrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="compare")
+        self.info: dict[str, Any] = {}
+        self.state = "loading"
+        self._pipeline: BatchedPipeline | None = None
+        self._inflight = 0
+        self._loader: threading.Thread | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._pipeline is not None
+
+    def start_loading(self) -> None:
+        """Load and warm up in a thread, so the server listens (and answers /readyz 503) at once."""
+        self._loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
+        self._loader.start()
+
+    def _load(self) -> None:
+        started = time.monotonic()
+        try:
+            pipeline = BatchedPipeline(self.config.pipeline_config(), max_wait_ms=self.config.max_wait_ms,
+                                       queue_size=self.config.queue_size, observer=self.metrics)
+            warm_up(pipeline)
+            self.info = describe(pipeline)
+        except Exception as exc:
+            self.state = f"failed: {exc}"
+            log.exception("models failed to load")
+            return
+        self._pipeline = pipeline
+        self.state = "ready"
+        log.info("ready", extra={"fields": {"seconds": round(time.monotonic() - started, 3)}})
+
+    def check_ready(self) -> None:
+        if self._pipeline is None:
+            raise NotReady("models are loading" if self.state == "loading" else "models failed to load",
+                           retry_after=LOADING_RETRY_AFTER)
+
+    async def compare(self, origin: bytes, target: bytes, threshold: float) -> CompareResult:
+        """Decode and compare in the bounded pool; 503 when not ready or when too many are already admitted."""
+        self.check_ready()
+        if self._inflight >= self.config.max_inflight:
+            raise NotReady("overloaded")
+        self._inflight += 1
+        self.metrics.inflight.set(self._inflight)
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self.executor, self._compare, origin, target, threshold)
+        finally:
+            self._inflight -= 1
+            self.metrics.inflight.set(self._inflight)
+
+    def _compare(self, origin: bytes, target: bytes, threshold: float) -> CompareResult:
+        pipeline = self._pipeline
+        if pipeline is None:
+            raise NotReady("shutting down")
+        started = time.monotonic()
+        origin_image, target_image = pipeline.decode(origin), pipeline.decode(target)
+        decoded = time.monotonic()
+        self.metrics.stage_seconds.labels(stage="decode").observe(decoded - started)
+        result = pipeline.compare_images(origin_image, target_image, threshold)
+        self.metrics.stage_seconds.labels(stage="compare").observe(time.monotonic() - decoded)
+        return result
+
+    def close(self) -> None:
+        """Finish what is running, then stop the batchers' workers."""
+        self.executor.shutdown(wait=True)
+        if self._loader is not None:
+            self._loader.join()
+        if self._pipeline is not None:
+            self._pipeline.close()

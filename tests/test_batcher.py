@@ -1,0 +1,126 @@
+"""The dynamic batcher around the real ONNX Runtime models: batch N gives batch 1's outputs; a full queue is 503."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from engine.backends import create_backend
+from engine.batcher import DynamicBatcher
+from engine.decode import decode_image
+from engine.errors import NotReady
+from engine.preprocess import to_blob
+from models.manifest import load_manifest
+from models.store import prepared_models
+from tests.assets import asset_path
+
+PHOTOS = ["obama.jpg", "obama2.jpg", "biden.jpg", "sample1.jpg", "sample2.jpg", "sample3.jpg"]
+
+
+class Recorder:
+    """A BatchObserver that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def batch(self, model: str, rows: int, seconds: float) -> None:
+        self.batches.append(rows)
+
+    def waited(self, model: str, seconds: float) -> None:
+        pass
+
+    def depth(self, model: str, depth: int) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def photos() -> list[np.ndarray]:
+    return [decode_image(asset_path(name).read_bytes()).pixels for name in PHOTOS]
+
+
+def _model_inputs(role: str, photos: list[np.ndarray]) -> tuple[str, object, list[np.ndarray]]:
+    """One input row per photo for the model in `role`, through its own preprocessing."""
+    manifest = load_manifest()
+    spec = manifest.for_role(role)
+    model = prepared_models(manifest)[spec.name]
+    rows = [to_blob([p], spec.input) for p in photos]
+    return spec.input.name, create_backend("onnxruntime", model.prepared, max_batch=32, threads=1), rows
+
+
+@pytest.mark.parametrize("role", ["detector", "landmarks", "recognizer"])
+def test_batch_of_concurrent_callers_equals_batch_of_one(role: str, photos: list[np.ndarray]) -> None:
+    name, backend, rows = _model_inputs(role, photos)
+    alone = [backend.infer({name: row}) for row in rows]
+    recorder = Recorder()
+    # A long wait, so every caller lands in one batch however the threads are scheduled.
+    batcher = DynamicBatcher(backend, name=role, max_batch=len(rows), max_wait_ms=2000, observer=recorder)
+    try:
+        with ThreadPoolExecutor(len(rows)) as pool:
+            together = list(pool.map(lambda row: batcher.infer({name: row}), rows))
+    finally:
+        batcher.close()
+    assert max(recorder.batches) > 1, "callers were never batched together"
+    for single, batched in zip(alone, together, strict=True):
+        assert single.keys() == batched.keys()
+        for key in single:
+            assert batched[key].shape == single[key].shape
+            np.testing.assert_allclose(batched[key], single[key], rtol=1e-4, atol=1e-4)
+
+
+def test_caller_over_max_batch_runs_in_chunks(photos: list[np.ndarray]) -> None:
+    name, backend, rows = _model_inputs("recognizer", photos)
+    recorder = Recorder()
+    batcher = DynamicBatcher(backend, name="recognizer", max_batch=4, max_wait_ms=0, observer=recorder)
+    try:
+        batched = batcher.infer({name: np.concatenate(rows)})
+    finally:
+        batcher.close()
+    direct = backend.infer({name: np.concatenate(rows)})
+    for key in direct:
+        np.testing.assert_allclose(batched[key], direct[key], rtol=1e-4, atol=1e-4)
+    assert recorder.batches == [len(rows)]
+
+
+def test_full_queue_raises_not_ready(photos: list[np.ndarray]) -> None:
+    name, backend, rows = _model_inputs("detector", photos)
+    batcher = DynamicBatcher(backend, name="detector", max_batch=1, max_wait_ms=0, queue_size=1)
+    # A long first job keeps the worker busy while the queue's one place is taken.
+    long_job = {name: np.concatenate(rows * 8)}
+    errors: list[BaseException] = []
+
+    def call(inputs: dict) -> None:
+        try:
+            batcher.infer(inputs)
+        except BaseException as exc:  # kept for the assertion below
+            errors.append(exc)
+
+    first = threading.Thread(target=call, args=(long_job,))
+    first.start()
+    deadline = time.monotonic() + 10
+    while batcher.depth and time.monotonic() < deadline:
+        time.sleep(0.001)
+    second = threading.Thread(target=call, args=({name: rows[0]},))
+    second.start()
+    while batcher.depth == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    try:
+        with pytest.raises(NotReady) as refused:
+            batcher.infer({name: rows[0]})
+        assert refused.value.http_status == 503 and refused.value.retry_after >= 1
+    finally:
+        first.join()
+        second.join()
+        batcher.close()
+    assert errors == []
+
+
+def test_closed_batcher_refuses(photos: list[np.ndarray]) -> None:
+    name, backend, rows = _model_inputs("landmarks", photos)
+    batcher = DynamicBatcher(backend, name="landmarks")
+    batcher.close()
+    with pytest.raises(NotReady):
+        batcher.infer({name: rows[0]})

@@ -1,0 +1,57 @@
+"""The demo page in a real headless Chromium: pick two photos, submit, see the verdict and both boxes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.assets import asset_path
+from tests.http_helpers import Served, served
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="no headless Chromium at /usr/bin/chromium "
+                                                      "(apt-get install chromium)"),
+]
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with served(tmp_path_factory.mktemp("data")) as running:
+        yield running
+
+
+def test_demo_page_compares_two_photos_and_draws_both_boxes(api: Served) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(api.url + "/")
+            page.fill("#apiKey", api.key)
+            page.set_input_files("#originFace", str(asset_path("obama.jpg")))
+            page.set_input_files("#targetFace", str(asset_path("obama2.jpg")))
+            page.click("#submit")
+            page.wait_for_selector("#result.match", timeout=30_000)
+            verdict = page.inner_text("#result")
+            boxes = page.locator(".box")
+            boxes.first.wait_for(timeout=5_000)
+            assert boxes.count() == 2
+            page.wait_for_function("document.getElementById('targetImage').complete")
+            page.screenshot(path=str(ARTIFACTS / "demo-match.png"), full_page=True)
+            for frame in ("#originFrame", "#targetFrame"):
+                box = page.locator(f"{frame} .box").bounding_box()
+                image = page.locator(f"{frame} img").bounding_box()
+                assert box and image and box["width"] > 10 and box["height"] > 10
+                assert image["x"] <= box["x"] and box["x"] + box["width"] <= image["x"] + image["width"] + 1
+        finally:
+            browser.close()
+    assert verdict.startswith("Match: similarity")
