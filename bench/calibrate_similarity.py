@@ -28,10 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     paths = sorted(args.images.rglob("*.jpg"))
     embedded = embed_paths(pipeline, paths, progress=True)
     impostors = impostor_cosines(embedded)
-    spec = pipeline.recognizer.spec
+    recognizers = [member.spec for member in pipeline.recognizer.members]
     calibration = {
-        "recognizer": spec.name,
-        "recognizer_sha256": spec.sha256,
+        "recognizers": [{"name": spec.name, "sha256": spec.sha256} for spec in recognizers],
         "pipeline": {"flip": pipeline.recognizer.flip, "detector_input": list(pipeline.detector.spec.input.size)},
         "dataset": args.dataset,
         "photos": len(paths),
@@ -42,9 +41,7 @@ def main(argv: list[str] | None = None) -> None:
                    "1e-6 -> 100; cosine -1 -> 0; clamped to 0..100",
         "cosine_at_far": cosine_at_far(impostors, FARS),
     }
-    target = spec.similarity_path
-    if target is None:
-        raise SystemExit(f"{spec.name}: the manifest names no similarity file")
+    target = pipeline.manifest.pipeline.similarity_path
     target.write_text(json.dumps(calibration, indent=2) + "\n")
     print(json.dumps(calibration["cosine_at_far"]))
     print(f"wrote {target}")

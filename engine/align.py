@@ -17,7 +17,9 @@ ARCFACE_TEMPLATE = np.array(
 def similarity_matrix(points: np.ndarray, size: tuple[int, int] = (112, 112)) -> np.ndarray:
     """The 2x3 least-squares similarity transform taking `points` onto the template scaled to `size`."""
     template = ARCFACE_TEMPLATE * (np.array(size, dtype=np.float32) / 112.0)
-    matrix, _ = cv2.estimateAffinePartial2D(points.astype(np.float32), template, method=cv2.LMEDS)
+    # A threshold no point can miss makes every point an inlier: the refinement is then plain least squares.
+    matrix, _ = cv2.estimateAffinePartial2D(points.astype(np.float32), template, method=cv2.RANSAC,
+                                            ransacReprojThreshold=1e9, maxIters=1, refineIters=50)
     if matrix is None:
         raise ValueError("degenerate landmarks")
     return matrix

@@ -42,12 +42,12 @@ def decode_boxes(regression: np.ndarray, priors: np.ndarray, variances: tuple[fl
 class UltraFaceDetector:
     """Finds faces in a batch of images at one fixed, letterboxed input size (so requests batch together)."""
 
-    def __init__(self, backend: Backend, spec: ModelSpec, *, max_faces: int = 100, max_upscale: float = 4.0) -> None:
+    def __init__(self, backend: Backend, spec: ModelSpec, *, max_faces: int = 100) -> None:
         self.backend = backend
         self.spec = spec
         self.max_faces = max_faces
-        self.max_upscale = max_upscale
         params = spec.params
+        self.max_upscale = float(params["max_upscale"])
         self.score_threshold = float(params["score_threshold"])
         self.nms_iou = float(params["nms_iou"])
         self.min_face = float(params["min_face"])

@@ -14,7 +14,7 @@ from engine.detector import UltraFaceDetector
 from engine.errors import InferenceFailed
 from engine.faces import Detection, Face
 from engine.landmarks import Pfld68Landmarks
-from engine.recognizer import ArcFaceRecognizer
+from engine.recognizer import ArcFaceRecognizer, RecognizerEnsemble
 from engine.score import SimilarityCalibration
 from models.manifest import Manifest, ModelSpec, load_manifest
 from models.store import PreparedModel, prepared_models
@@ -69,18 +69,17 @@ class FacePipeline:
         self.config = config
         self.manifest = manifest or load_manifest()
         self.models = models or prepared_models(self.manifest)
-        detector_spec = self.manifest.for_role("detector")
-        landmarks_spec = self.manifest.for_role("landmarks")
-        recognizer_spec = self.manifest.for_role("recognizer")
-        self.backends = {spec.name: self._backend(spec) for spec in (detector_spec, landmarks_spec, recognizer_spec)}
+        (detector_spec,) = self.manifest.for_role("detector")
+        (landmarks_spec,) = self.manifest.for_role("landmarks")
+        recognizer_specs = self.manifest.for_role("recognizer")
+        self.backends = {spec.name: self._backend(spec)
+                         for spec in (detector_spec, landmarks_spec, *recognizer_specs)}
         self.detector = DETECTORS[detector_spec.family](self.backends[detector_spec.name], detector_spec,
                                                         max_faces=config.max_faces)
         self.landmarks = LANDMARKS[landmarks_spec.family](self.backends[landmarks_spec.name], landmarks_spec)
-        self.recognizer = RECOGNIZERS[recognizer_spec.family](self.backends[recognizer_spec.name], recognizer_spec,
-                                                              flip=config.flip)
-        if recognizer_spec.similarity_path is None:
-            raise ValueError(f"{recognizer_spec.name}: the manifest names no similarity calibration")
-        self.calibration = SimilarityCalibration.load(recognizer_spec.similarity_path)
+        self.recognizer = RecognizerEnsemble([
+            RECOGNIZERS[spec.family](self.backends[spec.name], spec, flip=config.flip) for spec in recognizer_specs])
+        self.calibration = SimilarityCalibration.load(self.manifest.pipeline.similarity_path)
 
     def _backend(self, spec: ModelSpec) -> Backend:
         return create_backend(self.config.backend, self.models[spec.name].prepared, precision=self.config.precision,
@@ -97,7 +96,7 @@ class FacePipeline:
         """Landmarks, alignment and embeddings for the given detections, batched over all images."""
         flat = [(image, detection) for image, found in zip(images, detections, strict=True) for detection in found]
         points = self.landmarks.points(flat)
-        size = self.recognizer.spec.input.size
+        size = self.recognizer.crop_size
         crops = [align_face(image, p, size) for (image, _), p in zip(flat, points, strict=True)]
         embeddings = self.recognizer.embed(crops)
         result: list[list[Face]] = []

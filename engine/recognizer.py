@@ -33,3 +33,25 @@ class ArcFaceRecognizer:
         if self.flip:
             output = output[: len(crops)] + output[len(crops) :]
         return l2_normalise(output.astype(np.float32))
+
+
+class RecognizerEnsemble:
+    """Several recognizers on the same crop: unit embeddings concatenated and rescaled to unit length, so the
+    cosine of two ensemble embeddings is the mean of the members' cosines."""
+
+    def __init__(self, members: list[ArcFaceRecognizer]) -> None:
+        sizes = {member.spec.input.size for member in members}
+        if len(sizes) != 1:
+            raise ValueError(f"recognizers need one crop size, got {sorted(sizes)}")
+        self.members = members
+        self.crop_size: tuple[int, int] = sizes.pop()
+
+    @property
+    def flip(self) -> bool:
+        return all(member.flip for member in self.members)
+
+    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        if not crops:
+            return np.zeros((0, 0), dtype=np.float32)
+        parts = [member.embed(crops) for member in self.members]
+        return np.concatenate(parts, axis=1) / np.sqrt(len(parts), dtype=np.float32)

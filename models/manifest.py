@@ -14,7 +14,6 @@ else:
     import tomli as tomllib
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.toml")
-ROLES = ("detector", "landmarks", "recognizer")
 
 
 @dataclass(frozen=True)
@@ -64,13 +63,36 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class PipelineSpec:
+    """Which models fill each role; several recognizers have their embeddings concatenated.
+
+    The similarity calibration belongs to this whole choice, not to one model: change a model and it must
+    be measured again.
+    """
+
+    detector: str
+    landmarks: str
+    recognizers: tuple[str, ...]
+    similarity: str
+
+    def roles(self) -> dict[str, str]:
+        """Model name -> role."""
+        return {self.detector: "detector", self.landmarks: "landmarks", **dict.fromkeys(self.recognizers, "recognizer")}
+
+    @property
+    def similarity_path(self) -> Path:
+        return MANIFEST_PATH.parent / self.similarity
+
+
+@dataclass(frozen=True)
 class Manifest:
     sources: dict[str, Source]
     models: dict[str, ModelSpec]
-    pipeline: dict[str, str]
+    pipeline: PipelineSpec
 
-    def for_role(self, role: str) -> ModelSpec:
-        return self.models[self.pipeline[role]]
+    def for_role(self, role: str) -> list[ModelSpec]:
+        """The models in `role`, in the manifest's order."""
+        return [self.models[name] for name, has in self.pipeline.roles().items() if has == role]
 
 
 def parse_manifest(data: dict[str, Any]) -> Manifest:
@@ -82,10 +104,11 @@ def parse_manifest(data: dict[str, Any]) -> Manifest:
         inp = spec.pop("input")
         spec["input"] = InputSpec(**{**inp, "size": tuple(inp["size"])})
         models[name] = ModelSpec(name=name, **spec)
-    pipeline = dict(data["pipeline"])
-    missing = [role for role in ROLES if pipeline.get(role) not in models]
-    if missing:
-        raise ValueError(f"manifest: no model for {', '.join(missing)}")
+    fields = dict(data["pipeline"])
+    pipeline = PipelineSpec(**{**fields, "recognizers": tuple(fields["recognizers"])})
+    unknown = [name for name in pipeline.roles() if name not in models]
+    if unknown or not pipeline.recognizers:
+        raise ValueError(f"manifest: the pipeline names unknown models {unknown} or no recognizer")
     return Manifest(sources=sources, models=models, pipeline=pipeline)
 
 

@@ -36,7 +36,7 @@ class BatchedPipeline(FacePipeline):
         super().__init__(config)
 
     def _backend(self, spec: ModelSpec) -> Backend:
-        role = next(role for role, name in self.manifest.pipeline.items() if name == spec.name)
+        role = self.manifest.pipeline.roles()[spec.name]
         return DynamicBatcher(super()._backend(spec), name=role, max_batch=self.config.max_batch, **self._batching)
 
     def close(self) -> None:
@@ -58,7 +58,7 @@ def warm_up(pipeline: FacePipeline) -> None:
 
 def describe(pipeline: FacePipeline) -> dict[str, Any]:
     """What `/v1/info` reports: engine, the models actually loaded with their hashes, the calibration."""
-    roles = {name: role for role, name in pipeline.manifest.pipeline.items()}
+    roles = pipeline.manifest.pipeline.roles()
     info = pipeline.backend_info
     models = []
     for name in pipeline.backends:

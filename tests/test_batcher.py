@@ -45,7 +45,7 @@ def photos() -> list[np.ndarray]:
 def _model_inputs(role: str, photos: list[np.ndarray]) -> tuple[str, object, list[np.ndarray]]:
     """One input row per photo for the model in `role`, through its own preprocessing."""
     manifest = load_manifest()
-    spec = manifest.for_role(role)
+    spec = manifest.for_role(role)[0]
     model = prepared_models(manifest)[spec.name]
     rows = [to_blob([p], spec.input) for p in photos]
     return spec.input.name, create_backend("onnxruntime", model.prepared, max_batch=32, threads=1), rows
