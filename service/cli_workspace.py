@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
-from service.datadir import add_data_dir_option
+from service.datadir import add_data_dir_option, data_dir_of
 from service.workspaces import MODES, Workspace, WorkspaceError, WorkspaceStore
 
 
@@ -55,7 +55,11 @@ def _run(action: Callable[[WorkspaceStore, argparse.Namespace], None]) -> Callab
 
     def handler(args: argparse.Namespace) -> int:
         try:
-            action(WorkspaceStore(args.data_dir), args)
+            data_dir = data_dir_of(args)
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"facecompare workspace: {error}") from error
+        try:
+            action(WorkspaceStore(data_dir), args)
         except WorkspaceError as error:
             raise SystemExit(f"facecompare workspace: {error}") from error
         return 0
