@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import select
@@ -197,6 +198,19 @@ def test_key_and_workspace_admission(api: Served) -> None:
     _error(api.compare(pair, key=key), 403, 1001)
     _, elsewhere = api.services.workspaces.add("elsewhere", allowlist=("10.0.0.0/8",))
     _error(api.compare(pair, key=elsewhere), 403, 1001)
+
+
+def test_refusal_before_the_body_is_read_still_reaches_the_client(api: Served) -> None:
+    """The unread rest of a body within the cap is drained, so the client gets its 401, not a reset."""
+    body = json.dumps({"originFace": "A" * 6_000_000, "targetFace": "A" * 6_000_000}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=30)
+    try:
+        for _ in range(2):  # and the connection stays usable
+            conn.request("POST", "/modules/compare", body=body, headers={"x-api-key": "wrong"})
+            response = conn.getresponse()
+            assert response.status == 401 and json.loads(response.read())["errorCode"] == 1001
+    finally:
+        conn.close()
 
 
 def test_client_address_outside_the_global_allowlist_is_403_before_the_key(api: Served) -> None:
