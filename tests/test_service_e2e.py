@@ -159,6 +159,9 @@ def test_key_rotation_and_disabling_from_the_cli_apply_to_the_running_server(mai
                                  "--data-dir", str(main.data_dir)).stdout)["apiKey"]
     assert_error(call(main, old, PAIR), 401, 1001)
     assert call(main, new, PAIR)[0] == 200
+    extra = json.loads(facecompare("workspace", "add-key", "rotating", "--json",
+                                   "--data-dir", str(main.data_dir)).stdout)["apiKey"]
+    assert call(main, new, PAIR)[0] == 200 and call(main, extra, PAIR)[0] == 200
     facecompare("workspace", "disable", "rotating", "--data-dir", str(main.data_dir))
     assert_error(call(main, new, PAIR), 403, 1001)
     facecompare("workspace", "enable", "rotating", "--data-dir", str(main.data_dir))
