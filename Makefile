@@ -1,5 +1,8 @@
 # One command to set up and test, one to set up and run: both on a fresh clone.
 PYTHON ?= python3
+# `make run HOST=127.0.0.1 PORT=9000` to serve elsewhere.
+HOST ?= 0.0.0.0
+PORT ?= 8080
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -23,7 +26,7 @@ test: models
 	$(BIN)/python -m pytest
 
 run: models
-	$(BIN)/facecompare serve --host 0.0.0.0 --port 8080
+	$(BIN)/facecompare serve --host $(HOST) --port $(PORT)
 
 lint: setup
 	$(BIN)/ruff check .

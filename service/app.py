@@ -10,11 +10,14 @@ from collections.abc import Iterable
 from aiohttp import web
 
 from service import routes_compare, routes_ops
+from service.access import DEFAULT_ALLOWLIST, AddressAllowlist, check_callback_url
 from service.config import ServiceConfig
 from service.deps import SERVICES, Services
+from service.jobs import CallbackDeliverer, JobStore
 from service.metrics import Metrics
 from service.middleware import api_middleware
 from service.runtime import Runtime
+from service.workspaces import WorkspaceStore
 
 log = logging.getLogger("facecompare.app")
 
@@ -33,7 +36,7 @@ def create_app(services: Services) -> web.Application:
 async def _start(app: web.Application) -> None:
     services = app[SERVICES]
     services.runtime.start_loading()
-    recovered = services.jobs.recover()
+    recovered = await asyncio.to_thread(services.jobs.recover)
     if recovered:
         log.warning("unfinished jobs answered with 1002", extra={"fields": {"jobs": recovered}})
     await services.deliverer.start()
@@ -55,28 +58,25 @@ async def _stop(app: web.Application) -> None:
 
 def services_from_config(config: ServiceConfig, metrics: Metrics | None = None) -> Services:
     """The production wiring: the state layer's stores in the data directory, allowlists from the config."""
-    from service.access import DEFAULT_ALLOWLIST, AddressAllowlist, check_callback_url
-    from service.jobs import CallbackDeliverer, JobStore
-    from service.workspaces import WorkspaceStore
-
     metrics = metrics or Metrics()
-    config.data_dir.mkdir(parents=True, exist_ok=True)
     workspaces = WorkspaceStore(config.data_dir)
     jobs = JobStore(config.data_dir)
-    callback_allowlist = AddressAllowlist(_or_default(config.callback_allowlist, DEFAULT_ALLOWLIST))
+    callback_allowlist = AddressAllowlist(_or_default(config.callback_allowlist))
 
     async def check_callback(url: str) -> None:
         await check_callback_url(url, callback_allowlist)
 
-    return Services(
-        config=config, metrics=metrics, runtime=Runtime(config, metrics), workspaces=workspaces, jobs=jobs,
-        deliverer=CallbackDeliverer(jobs, workspaces, callback_allowlist, metrics=metrics),
-        client_allowlist=AddressAllowlist(_or_default(config.client_allowlist, DEFAULT_ALLOWLIST)),
-        make_allowlist=AddressAllowlist, check_callback=check_callback)
+    deliverer = CallbackDeliverer(jobs, workspaces, callback_allowlist, metrics=metrics,
+                                  base_delay=config.callback_base_delay, max_delay=config.callback_max_delay,
+                                  retry_for=config.callback_retry_for, request_timeout=config.callback_timeout)
+    return Services(config=config, metrics=metrics, runtime=Runtime(config, metrics), workspaces=workspaces,
+                    jobs=jobs, deliverer=deliverer,
+                    client_allowlist=AddressAllowlist(_or_default(config.client_allowlist)),
+                    check_callback=check_callback)
 
 
-def _or_default(configured: tuple[str, ...] | None, default: Iterable[str]) -> Iterable[str]:
-    return default if configured is None else configured
+def _or_default(configured: tuple[str, ...] | None) -> Iterable[str]:
+    return DEFAULT_ALLOWLIST if configured is None else configured
 
 
 def make_runner(app: web.Application, config: ServiceConfig) -> web.AppRunner:

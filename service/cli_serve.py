@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
 from service.config import load_config
+from service.datadir import add_data_dir_option
 from service.logs import configure_logging
 
 EXIT_CONFIG = 2
+
+
+def announce_default_key(key: str) -> None:
+    """The first start's key, on stdout (the JSON logs go to stderr), set apart so it is seen among them."""
+    rule = "=" * 72
+    print(f"{rule}\nCreated workspace 'default'. Its API key, shown only this once:\n\n    {key}\n\n"
+          f"Send it as the x-api-key header. Manage workspaces with `facecompare workspace`.\n{rule}",
+          flush=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -26,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
     services = services_from_config(config)
     key = services.workspaces.ensure_default()
     if key:
-        print(f"Created workspace 'default'. Its API key, shown only this once:\n  {key}", flush=True)
+        announce_default_key(key)
     asyncio.run(serve(create_app(services), config))
     return 0
 
@@ -35,8 +43,5 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser("serve", help="serve the compare API over HTTP")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for the network)")
     serve.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
-    serve.add_argument("--data-dir", help="workspaces and jobs (default $FACECOMPARE_DATA, "
-                                          "else $FACECOMPARE_HOME/data)")
-    serve.add_argument("--config", type=Path, help="TOML file (default $FACECOMPARE_CONFIG, "
-                                                   "else $FACECOMPARE_HOME/config.toml if present)")
+    add_data_dir_option(serve)
     serve.set_defaults(handler=_serve)

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict
 
-from service.datadir import add_data_dir_option
+from service.datadir import add_data_dir_option, data_dir_of
 from service.workspaces import MODES, Workspace, WorkspaceError, WorkspaceStore
 
 
@@ -50,12 +50,21 @@ def _rotate_key(store: WorkspaceStore, args: argparse.Namespace) -> None:
     _print_key(store.get(args.name), key, args.json)
 
 
+def _add_key(store: WorkspaceStore, args: argparse.Namespace) -> None:
+    key = store.add_key(args.name)
+    _print_key(store.get(args.name), key, args.json)
+
+
 def _run(action: Callable[[WorkspaceStore, argparse.Namespace], None]) -> Callable[[argparse.Namespace], int]:
     """A handler with its store opened, and a refused command reported in one line (exit status 1)."""
 
     def handler(args: argparse.Namespace) -> int:
         try:
-            action(WorkspaceStore(args.data_dir), args)
+            data_dir = data_dir_of(args)
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"facecompare workspace: {error}") from error
+        try:
+            action(WorkspaceStore(data_dir), args)
         except WorkspaceError as error:
             raise SystemExit(f"facecompare workspace: {error}") from error
         return 0
@@ -86,9 +95,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         toggle.set_defaults(handler=_run(_set_enabled(enabled)))
 
     rotate = sub.add_parser("rotate-key", help="replace every key of a workspace with a new one")
-    rotate.add_argument("name")
-    rotate.add_argument("--json", action="store_true", help="print {name, apiKey, callbackSecret}")
-    rotate.set_defaults(handler=_run(_rotate_key))
+    more = sub.add_parser("add-key", help="one more key for a workspace, the others kept (rotation without a gap)")
+    for parser, action in ((rotate, _rotate_key), (more, _add_key)):
+        parser.add_argument("name")
+        parser.add_argument("--json", action="store_true", help="print {name, apiKey, callbackSecret}")
+        parser.set_defaults(handler=_run(action))
 
-    for parser in (add, listing, rotate, *(sub.choices[name] for name in ("enable", "disable"))):
+    for parser in (add, listing, rotate, more, *(sub.choices[name] for name in ("enable", "disable"))):
         add_data_dir_option(parser)

@@ -48,6 +48,11 @@ class ServiceConfig:
     client_allowlist: tuple[str, ...] | None = None
     callback_allowlist: tuple[str, ...] | None = None
     shutdown_timeout: float = 30.0
+    # Callback retries: exponential from the base delay, capped, for at least `callback_retry_for` seconds.
+    callback_base_delay: float = 1.0
+    callback_max_delay: float = 60.0
+    callback_retry_for: float = 600.0
+    callback_timeout: float = 10.0
     log_level: str = "INFO"
 
     def pipeline_config(self) -> PipelineConfig:
@@ -117,4 +122,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
     for name in ("port", "max_batch", "queue_size", "workers", "max_body_bytes"):
         if getattr(config, name) < (0 if name == "port" else 1):
             raise ValueError(f"configuration {name}: {getattr(config, name)} is out of range")
+    for name in ("callback_base_delay", "callback_max_delay", "callback_retry_for", "callback_timeout"):
+        if not getattr(config, name) > 0:
+            raise ValueError(f"configuration {name}: {getattr(config, name)} must be above 0")
     return config

@@ -316,7 +316,7 @@ class CallbackDeliverer:
             error = await self._post(delivery, workspace.callback_secret)
         now = time.time()
         first = delivery.first_attempt_at or now
-        tid = {"transactionId": delivery.transaction_id}
+        tid = {"fields": {"transactionId": delivery.transaction_id}}
         if error is None:
             await asyncio.to_thread(self._store.mark_delivered, delivery.transaction_id, now)
             log.info("callback delivered", extra=tid)

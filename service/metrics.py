@@ -1,8 +1,7 @@
 """Prometheus metrics in the service's own registry, so tests and several apps in one process never collide.
 
-The batcher reports through the `BatchObserver` methods; the callback deliverer increments
-`callback_deliveries` (label `outcome`: "delivered" when a 2xx ended it, "failed" for an attempt that
-did not) and `callback_retries` (each retry it schedules).
+The batcher reports through the `BatchObserver` methods, the callback deliverer through `callback_delivered`
+and `callback_retry` (the `CallbackMetrics` protocol of service/jobs.py).
 """
 
 from __future__ import annotations
@@ -32,7 +31,8 @@ class Metrics:
         self.inflight = Gauge("facecompare_inflight_compares", "Compares admitted and not finished",
                               registry=self.registry)
         self.callback_deliveries = Counter("facecompare_callback_deliveries",
-                                           "Callback delivery attempts by outcome", ["outcome"],
+                                           "Callback deliveries ended, by outcome: delivered (a 2xx) or "
+                                           "failed (gave up after the retry window)", ["outcome"],
                                            registry=self.registry)
         self.callback_retries = Counter("facecompare_callback_retries", "Callback deliveries retried",
                                         registry=self.registry)
@@ -48,6 +48,12 @@ class Metrics:
 
     def depth(self, model: str, depth: int) -> None:
         self.queue_depth.labels(model=model).set(depth)
+
+    def callback_delivered(self, outcome: str) -> None:
+        self.callback_deliveries.labels(outcome=outcome).inc()
+
+    def callback_retry(self) -> None:
+        self.callback_retries.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.errors import ApiError, BadInput, BodyTooLarge, NotReady
 from service import logs
@@ -16,6 +18,8 @@ from service.response import error_body, new_transaction_id
 log = logging.getLogger("facecompare.http")
 
 TRANSACTION_ID = web.RequestKey("transaction_id", str)
+# How long an error answer may wait for the rest of a refused body to arrive.
+DRAIN_TIMEOUT_S = 10.0
 
 
 class NotFound(ApiError):
@@ -53,6 +57,26 @@ def _from_http(exc: web.HTTPException) -> ApiError:
     return ApiError()
 
 
+async def _drain(request: web.Request, limit: int) -> None:
+    """Read and drop what is left of a body refused before it was read (a bad key, a bad part), up to the
+    body cap and for a bounded time, so the client reads the error instead of a reset connection.
+
+    A body declared over the cap is never read: that connection just closes after the 413.
+    """
+    if not request.body_exists or (request.content_length or 0) > limit:
+        return
+
+    async def read_up_to_limit() -> None:
+        read = 0
+        while read <= limit and (chunk := await request.content.readany()):
+            read += len(chunk)
+
+    try:
+        await asyncio.wait_for(read_up_to_limit(), DRAIN_TIMEOUT_S)
+    except (asyncio.TimeoutError, OSError, HttpProcessingError, web.HTTPException):
+        return  # the connection closes after the answer, as it would have without the drain
+
+
 def _route(request: web.Request) -> str:
     """The route's pattern, never the raw path, so metric labels stay few."""
     resource = request.match_info.route.resource
@@ -79,6 +103,8 @@ async def api_middleware(request: web.Request,
         log.exception("unhandled error")
         error_code = str(ApiError.error_code)
         response = error_response(ApiError(), transaction_id)
+    if error_code and response.status != BodyTooLarge.http_status:
+        await _drain(request, request.app[SERVICES].config.max_body_bytes)
     seconds = time.monotonic() - started
     route = _route(request)
     metrics = request.app[SERVICES].metrics

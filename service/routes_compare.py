@@ -10,10 +10,12 @@ from aiohttp import HttpVersion11, web
 
 from engine.errors import ApiError, CallbackRequired, Forbidden, NotReady, Unauthorized
 from engine.pipeline import CompareResult
+from service.access import AddressAllowlist
 from service.deps import SERVICES, Services
 from service.middleware import TRANSACTION_ID, NotFound
 from service.parsing import CompareRequest, parse_compare
 from service.response import accepted_body, compare_body, error_body
+from service.workspaces import Workspace
 
 log = logging.getLogger("facecompare.compare")
 
@@ -21,20 +23,24 @@ log = logging.getLogger("facecompare.compare")
 JOB_ATTEMPTS = 5
 
 
-def admit(request: web.Request, services: Services) -> Any:
-    """Client address, then key, then workspace: 403 for an address or a disabled workspace, 401 for a key."""
+async def admit(request: web.Request, services: Services) -> Workspace:
+    """Client address, then key, then workspace: 403 for an address or a disabled workspace, 401 for a key.
+
+    The key is looked up on every request, so a rotation or a disabling from the command line applies to
+    the very next one.
+    """
     remote = request.remote or ""
     if not services.client_allowlist.allows(remote):
         raise Forbidden("client address is not allowed")
     key = request.headers.get("x-api-key", "").strip()
     if not key:
         raise Unauthorized("x-api-key is missing")
-    workspace = services.workspaces.authenticate(key)
+    workspace = await asyncio.to_thread(services.workspaces.authenticate, key)
     if workspace is None:
         raise Unauthorized("unknown x-api-key")
     if not workspace.enabled:
         raise Forbidden("workspace is disabled")
-    if workspace.allowlist and not services.make_allowlist(workspace.allowlist).allows(remote):
+    if workspace.allowlist and not AddressAllowlist(workspace.allowlist).allows(remote):
         raise Forbidden("client address is not allowed for this workspace")
     return workspace
 
@@ -42,7 +48,7 @@ def admit(request: web.Request, services: Services) -> Any:
 async def compare(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     transaction_id = request[TRANSACTION_ID]
-    workspace = admit(request, services)
+    workspace = await admit(request, services)
     parsed = await parse_compare(request, services.config.max_body_bytes)
     threshold = workspace.threshold if parsed.threshold is None else parsed.threshold
     if parsed.callback_url is None:
@@ -51,7 +57,7 @@ async def compare(request: web.Request) -> web.Response:
         return web.json_response(await _compare_now(services, transaction_id, workspace.id, parsed, threshold))
     await services.check_callback(parsed.callback_url)
     services.runtime.check_ready()
-    services.jobs.accept(transaction_id, workspace.id, parsed.callback_url)
+    await asyncio.to_thread(services.jobs.accept, transaction_id, workspace.id, parsed.callback_url)
     task = asyncio.create_task(_run_job(services, transaction_id, parsed, threshold))
     services.background.add(task)
     task.add_done_callback(services.background.discard)
@@ -65,10 +71,11 @@ async def _compare_now(services: Services, transaction_id: str, workspace_id: in
         result = await services.runtime.compare(parsed.origin, parsed.target, threshold)
     except ApiError as error:
         if not isinstance(error, NotReady):
-            services.jobs.record(transaction_id, workspace_id, error_body(error, transaction_id))
+            await asyncio.to_thread(services.jobs.record, transaction_id, workspace_id,
+                                    error_body(error, transaction_id))
         raise
     body = compare_body(result, transaction_id)
-    services.jobs.record(transaction_id, workspace_id, body)
+    await asyncio.to_thread(services.jobs.record, transaction_id, workspace_id, body)
     return body
 
 
@@ -91,9 +98,12 @@ async def _run_job(services: Services, transaction_id: str, parsed: CompareReque
         log.exception("job failed")
         body = error_body(ApiError(), transaction_id)
     try:
-        services.jobs.finish(transaction_id, body)
+        finished = await asyncio.to_thread(services.jobs.finish, transaction_id, body)
     except Exception:
         log.exception("job result not stored; it is answered with 1002 after a restart")
+        return
+    if not finished:
+        log.warning("job already had its final result; this one is dropped")
         return
     services.deliverer.wake()
     log.info("job finished", extra={"fields": {"statusCode": body["statusCode"]}})
@@ -101,8 +111,8 @@ async def _run_job(services: Services, transaction_id: str, parsed: CompareReque
 
 async def result(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    workspace = admit(request, services)
-    body = services.jobs.result(request.match_info["transaction_id"], workspace.id)
+    workspace = await admit(request, services)
+    body = await asyncio.to_thread(services.jobs.result, request.match_info["transaction_id"], workspace.id)
     if body is None:
         raise NotFound("unknown transactionId")
     return web.json_response(body)

@@ -1,4 +1,4 @@
-"""Shared by the HTTP tests: one served app with the real models, photos as bytes, base64 and crops."""
+"""Shared by the HTTP tests: one served app with the real models and state layer, photos as bytes, crops."""
 
 from __future__ import annotations
 
@@ -17,12 +17,11 @@ from urllib.parse import urlsplit
 import requests
 from PIL import Image
 
-from service.app import create_app
+from service.app import create_app, services_from_config
 from service.config import ServiceConfig
 from service.deps import Services
 from tests.assets import asset_path
 from tests.http_server import ServerThread
-from tests.state_fakes import fake_services
 
 
 @dataclass
@@ -45,8 +44,8 @@ class Served:
 
 @contextmanager
 def served(data_dir: Path, wait_ready: bool = True, extra_routes: Any = None, **config: Any) -> Iterator[Served]:
-    """A real server on loopback over the real models, with one sync workspace."""
-    services = fake_services(ServiceConfig(data_dir=data_dir, **config))
+    """A real server on loopback over the real models and stores in `data_dir`, with one sync workspace."""
+    services = services_from_config(ServiceConfig(data_dir=data_dir, **config))
     _, key = services.workspaces.add("tests")
     app = create_app(services)
     if extra_routes is not None:

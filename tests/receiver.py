@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from aiohttp import web
 class Received:
     headers: dict[str, str]
     body: bytes
+    status: int  # what the receiver answered
 
 
 @dataclass
@@ -38,14 +40,22 @@ class Receiver:
         await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(Received(dict(request.headers), await request.read()))
+        body = await request.read()
         if self.redirect_to:
+            self.requests.append(Received(dict(request.headers), body, 307))
             raise web.HTTPTemporaryRedirect(self.redirect_to)
-        return web.Response(status=self.statuses.pop(0) if self.statuses else self.status)
+        status = self.statuses.pop(0) if self.statuses else self.status
+        self.requests.append(Received(dict(request.headers), body, status))
+        return web.Response(status=status)
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> None:
         """Until `count` requests arrived; fails after `timeout` seconds."""
+        await self.wait_until(lambda: len(self.requests) >= count, timeout,
+                              lambda: f"{len(self.requests)} of {count} requests came")
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0,
+                         why: Callable[[], str] = lambda: "timed out") -> None:
         deadline = asyncio.get_running_loop().time() + timeout
-        while len(self.requests) < count:
-            assert asyncio.get_running_loop().time() < deadline, f"{len(self.requests)} of {count} requests came"
+        while not predicate():
+            assert asyncio.get_running_loop().time() < deadline, why()
             await asyncio.sleep(0.01)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import select
@@ -13,6 +14,7 @@ import pytest
 import requests
 from aiohttp import web
 
+from service.access import AddressAllowlist
 from tests.http_helpers import Served, b64, blank_png, bomb_png, centre, connect, crop, photo, served
 
 # Face centres in sample1.jpg (1920x1280), read off the photo: right, left, middle.
@@ -191,17 +193,30 @@ def test_key_and_workspace_admission(api: Served) -> None:
     pair = {"originFace": b64(photo("obama.jpg")), "targetFace": b64(photo("obama.jpg"))}
     _error(requests.post(api.url + "/modules/compare", json=pair), 401, 1001)
     _error(api.compare(pair, key="no-such-key"), 401, 1001)
-    disabled, key = api.services.workspaces.add("disabled")
-    api.services.workspaces.disable(disabled.id)
+    _, key = api.services.workspaces.add("disabled")
+    api.services.workspaces.set_enabled("disabled", False)
     _error(api.compare(pair, key=key), 403, 1001)
     _, elsewhere = api.services.workspaces.add("elsewhere", allowlist=("10.0.0.0/8",))
     _error(api.compare(pair, key=elsewhere), 403, 1001)
 
 
+def test_refusal_before_the_body_is_read_still_reaches_the_client(api: Served) -> None:
+    """The unread rest of a body within the cap is drained, so the client gets its 401, not a reset."""
+    body = json.dumps({"originFace": "A" * 6_000_000, "targetFace": "A" * 6_000_000}).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", int(api.url.rsplit(":", 1)[1]), timeout=30)
+    try:
+        for _ in range(2):  # and the connection stays usable
+            conn.request("POST", "/modules/compare", body=body, headers={"x-api-key": "wrong"})
+            response = conn.getresponse()
+            assert response.status == 401 and json.loads(response.read())["errorCode"] == 1001
+    finally:
+        conn.close()
+
+
 def test_client_address_outside_the_global_allowlist_is_403_before_the_key(api: Served) -> None:
     services = api.services
     allowlist = services.client_allowlist
-    services.client_allowlist = services.make_allowlist(["10.0.0.0/8"])
+    services.client_allowlist = AddressAllowlist(["10.0.0.0/8"])
     try:
         _error(requests.post(api.url + "/modules/compare", json={}), 403, 1001)
     finally:
@@ -222,7 +237,7 @@ def test_callback_url_answers_202_and_the_result_is_kept_for_its_workspace(api: 
     transaction_id = accepted["transactionId"]
     assert accepted == {"statusCode": 202, "apiType": "compare_face", "transactionId": transaction_id,
                         "status": "accepted"}
-    assert (transaction_id, 1, "http://127.0.0.1:9/hook") in api.services.jobs.accepted
+    workspace = api.services.workspaces.authenticate(api.key)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         stored = requests.get(f"{api.url}/modules/compare/{transaction_id}", headers={"x-api-key": api.key}).json()
@@ -231,7 +246,12 @@ def test_callback_url_answers_202_and_the_result_is_kept_for_its_workspace(api: 
         time.sleep(0.05)
     assert stored["statusCode"] == 200 and stored["transactionId"] == transaction_id
     assert stored["result"]["faceMatch"]["isMatch"] is True
-    assert api.services.deliverer.wakes >= 1
+    # Finishing woke the deliverer: it tried the URL (nothing listens on port 9) and will retry.
+    while api.services.jobs.delivery(transaction_id).attempts == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    delivery = api.services.jobs.delivery(transaction_id)
+    assert (delivery.workspace_id, delivery.callback_url) == (workspace.id, "http://127.0.0.1:9/hook")
+    assert delivery.state == "pending" and delivery.attempts >= 1
     _, other = api.services.workspaces.add("other")
     _error(requests.get(f"{api.url}/modules/compare/{transaction_id}", headers={"x-api-key": other}), 404, 1003)
 

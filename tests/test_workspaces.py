@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.cli import main
-from service.datadir import default_data_dir
+from service.config import default_data_dir
 from service.workspaces import UnknownWorkspace, WorkspaceError, WorkspaceExists, WorkspaceStore
 
 REPO = Path(__file__).resolve().parents[1]
