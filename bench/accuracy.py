@@ -66,12 +66,12 @@ def fold_accuracies(cosines: np.ndarray, pairs: Pairs) -> np.ndarray:
     return np.array(result)
 
 
-def evaluate(pipeline: FacePipeline, root: Path, pairs_file: Path, train_file: Path | None,
-             plot: Path | None) -> dict:
-    pairs = read_pairs(root, pairs_file)
-    train = read_pairs(root, train_file) if train_file else None
-    paths = sorted({*pairs.a, *pairs.b, *(train.a if train else []), *(train.b if train else [])})
-    embedded = embed_paths(pipeline, paths, progress=True)
+def photos_of(*pair_lists: Pairs | None) -> list[Path]:
+    return sorted({path for pairs in pair_lists if pairs for path in (*pairs.a, *pairs.b)})
+
+
+def evaluate(embedded: EmbeddedSet, pairs: Pairs, train: Pairs | None, plot: Path | None) -> dict:
+    """The report, from embeddings of (at least) every photo the pairs name."""
     cosines = pair_cosines(pairs, embedded)
     folds = fold_accuracies(cosines, pairs)
     impostor_thresholds = cosine_at_far(impostor_cosines(embedded), FARS)
@@ -129,7 +129,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     args = parser.parse_args(argv)
     pipeline = FacePipeline(PipelineConfig(backend=args.backend, precision=args.precision))
-    report = evaluate(pipeline, args.root, args.pairs, args.train, args.plot)
+    pairs = read_pairs(args.root, args.pairs)
+    train = read_pairs(args.root, args.train) if args.train else None
+    embedded = embed_paths(pipeline, photos_of(pairs, train), progress=True)
+    report = evaluate(embedded, pairs, train, args.plot)
     if args.json:
         print(json.dumps(report))
     else:

@@ -13,7 +13,7 @@ import json
 from datetime import date
 from pathlib import Path
 
-from bench.embeddings import cosine_at_far, embed_paths, impostor_cosines
+from bench.embeddings import EmbeddedSet, cosine_at_far, embed_paths, impostor_cosines
 from engine.pipeline import FacePipeline, PipelineConfig
 
 FARS = [1e-2, 1e-3, 1e-4, 1e-5, 1e-6]
@@ -25,15 +25,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default="LFW development split (View 1), 150x150")
     args = parser.parse_args(argv)
     pipeline = FacePipeline(PipelineConfig())
-    paths = sorted(args.images.rglob("*.jpg"))
-    embedded = embed_paths(pipeline, paths, progress=True)
+    embedded = embed_paths(pipeline, sorted(args.images.rglob("*.jpg")), progress=True)
+    calibration = calibration_record(pipeline, embedded, args.dataset)
+    target = pipeline.manifest.pipeline.similarity_path
+    target.write_text(json.dumps(calibration, indent=2) + "\n")
+    print(json.dumps(calibration["cosine_at_far"]))
+    print(f"wrote {target}")
+
+
+def calibration_record(pipeline: FacePipeline, embedded: EmbeddedSet, dataset: str) -> dict:
+    """What the calibration file holds: the cosine at each FAR and what it was measured on."""
     impostors = impostor_cosines(embedded)
     recognizers = [member.spec for member in pipeline.recognizer.members]
-    calibration = {
+    return {
         "recognizers": [{"name": spec.name, "sha256": spec.sha256} for spec in recognizers],
         "pipeline": {"flip": pipeline.recognizer.flip, "detector_input": list(pipeline.detector.spec.input.size)},
-        "dataset": args.dataset,
-        "photos": len(paths),
+        "dataset": dataset,
+        "photos": len(embedded.paths),
         "photos_without_face": int(embedded.no_face.sum()),
         "impostor_pairs": int(impostors.size),
         "measured": date.today().isoformat(),
@@ -41,10 +49,6 @@ def main(argv: list[str] | None = None) -> None:
                    "1e-6 -> 100; cosine -1 -> 0; clamped to 0..100",
         "cosine_at_far": cosine_at_far(impostors, FARS),
     }
-    target = pipeline.manifest.pipeline.similarity_path
-    target.write_text(json.dumps(calibration, indent=2) + "\n")
-    print(json.dumps(calibration["cosine_at_far"]))
-    print(f"wrote {target}")
 
 
 if __name__ == "__main__":

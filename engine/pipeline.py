@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ class PipelineConfig:
     max_batch: int = 32
     threads: int = 0
     max_faces: int = 100
-    flip: bool = True
+    flip: bool = False
     limits: DecodeLimits = field(default_factory=DecodeLimits)
 
 
@@ -79,7 +80,11 @@ class FacePipeline:
         self.landmarks = LANDMARKS[landmarks_spec.family](self.backends[landmarks_spec.name], landmarks_spec)
         self.recognizer = RecognizerEnsemble([
             RECOGNIZERS[spec.family](self.backends[spec.name], spec, flip=config.flip) for spec in recognizer_specs])
-        self.calibration = SimilarityCalibration.load(self.manifest.pipeline.similarity_path)
+
+    @cached_property
+    def calibration(self) -> SimilarityCalibration:
+        """Loaded on first use, so the calibration tool can embed with a pipeline that has none yet."""
+        return SimilarityCalibration.load(self.manifest.pipeline.similarity_path)
 
     def _backend(self, spec: ModelSpec) -> Backend:
         return create_backend(self.config.backend, self.models[spec.name].prepared, precision=self.config.precision,
