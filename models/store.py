@@ -24,6 +24,11 @@ class PreparedModel:
     original: Path
     prepared: Path
 
+    @property
+    def quantized(self) -> Path:
+        """Where the INT8 Q/DQ graph calibrated from the prepared one lives (`facecompare engines build`)."""
+        return self.prepared.with_name(self.prepared.name.replace(".prepared.onnx", ".int8.onnx"))
+
 
 def original_path(spec: ModelSpec) -> Path:
     return paths.models_dir() / f"{spec.name}-{spec.sha256[:12]}.onnx"
