@@ -6,7 +6,7 @@ import re
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
+    return re.sub(r"[^A-Za-z0-9._]+", "-", text).strip("-")
 
 
 def calibration_cache_name(model_name: str, model_sha256: str, trt_version: str) -> str:

@@ -9,6 +9,10 @@ from typing import Protocol
 import numpy as np
 
 
+class BackendUnavailable(RuntimeError):
+    """The backend cannot run on this machine (no GPU, no TensorRT, ...); the message says what to install."""
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     """What `/v1/info` and `facecompare doctor` report about the engine in use."""
