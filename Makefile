@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup models test run lint clean
+.PHONY: setup models test run lint clean check-kernels
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: models
 
 lint: setup
 	$(BIN)/ruff check .
+
+# Every CUDA kernel through NVRTC 12.6 for sm_53, sm_62, sm_72 and sm_87; no GPU needed.
+check-kernels: setup
+	$(BIN)/python -m engine.cuda.check
 
 clean:
 	rm -rf $(VENV)
