@@ -85,7 +85,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 # Each module has `add_commands(commands)`: one command family a module.
-COMMAND_MODULES = ["service.cli"]
+COMMAND_MODULES = ["service.cli", "service.cli_engines"]
 
 
 def build_parser() -> argparse.ArgumentParser:
