@@ -24,7 +24,6 @@ def write_qdq_models(calibration: CalibrationSet, *, method: str = "percentile")
         if not calibration.images.get(spec.name):
             raise ValueError(f"no calibration data for {spec.name}: the photos held no detectable face")
         model = pipeline.models[spec.name]
-        # One sample a batch: onnxruntime's histogram calibrators cannot merge batches of unequal size.
-        reader = BlobReader(spec.input.name, calibration.batches(spec.name, spec.input, 1))
+        reader = BlobReader(spec.input.name, calibration.images[spec.name], spec.input)
         written[spec.name] = quantize(model.prepared, model.quantized, reader, method=method)
     return written

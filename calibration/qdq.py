@@ -8,7 +8,7 @@ INT8 (zero point 0) for activations and weights, per-channel weights, float bias
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,9 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from engine.preprocess import to_blob
+from models.manifest import InputSpec
+
 TENSORRT_OPTIONS = {
     "ActivationSymmetric": True,
     "WeightSymmetric": True,
@@ -34,15 +37,32 @@ QDQ_OPSET = 13
 
 
 class BlobReader(CalibrationDataReader):
-    """Feeds onnxruntime's calibrator the batches of a `CalibrationSet`, one input name."""
+    """Feeds onnxruntime's calibrator one model's calibration images, one sample per run, in strides.
 
-    def __init__(self, input_name: str, batches: Iterator[np.ndarray]) -> None:
+    onnxruntime keeps every intermediate tensor of every run until a stride ends (a 640x480 detector image
+    holds ~80 MB of them), so `quantize` calibrates stride by stride; a remainder shorter than a stride is
+    left out. One sample per run because its histogram calibrators cannot merge batches of unequal size.
+    """
+
+    def __init__(self, input_name: str, images: list[np.ndarray], spec: InputSpec, stride: int = 16) -> None:
         self.input_name = input_name
-        self._batches = batches
+        self.stride = max(1, min(stride, len(images)))
+        self._images = images[: len(images) - len(images) % self.stride]
+        self._spec = spec
+        self.set_range(0, len(self._images))
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._next, self._end = start_index, end_index
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self._batches, None)
-        return None if batch is None else {self.input_name: batch}
+        if self._next >= self._end:
+            return None
+        blob = to_blob([self._images[self._next]], self._spec)
+        self._next += 1
+        return {self.input_name: blob}
 
 
 def with_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
@@ -81,7 +101,7 @@ def end_nodes(model: onnx.ModelProto) -> list[str]:
     return list(chosen)
 
 
-def quantize(fp32: Path, int8: Path, reader: CalibrationDataReader, *, method: str = "percentile",
+def quantize(fp32: Path, int8: Path, reader: BlobReader, *, method: str = "percentile",
              float_ends: bool = True) -> Path:
     """Write the Q/DQ graph of `fp32` to `int8`, calibrated on what `reader` yields; with `float_ends`,
     the `end_nodes` stay in float."""
@@ -97,7 +117,7 @@ def quantize(fp32: Path, int8: Path, reader: CalibrationDataReader, *, method: s
             str(preprocessed), str(partial), reader, quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
             nodes_to_exclude=end_nodes(onnx.load(str(preprocessed))) if float_ends else [],
-            extra_options={**TENSORRT_OPTIONS, "CalibPercentile": 99.999},
+            extra_options={**TENSORRT_OPTIONS, "CalibPercentile": 99.999, "CalibStridedMinMax": reader.stride},
         )
         partial.replace(int8)
     return int8

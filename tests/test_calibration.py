@@ -71,7 +71,7 @@ def test_qdq_graph_is_tensorrt_shaped_and_close_to_fp32(pipeline, calibration, t
     spec = pipeline.manifest.for_role("landmarks")
     fp32 = pipeline.models[spec.name].prepared
     int8 = quantize(fp32, tmp_path / "lm.int8.onnx",
-                    BlobReader(spec.input.name, calibration.batches(spec.name, spec.input, 1)))
+                    BlobReader(spec.input.name, calibration.images[spec.name], spec.input, stride=4))
     model = onnx.load(str(int8))
     assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= QDQ_OPSET
     initializers = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
