@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup models test run lint clean check-kernels
+.PHONY: setup models test run lint clean check-kernels lint-docker docker-cpu docker-jetson docker-x86-gpu
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,21 @@ run: models
 
 lint: setup
 	$(BIN)/ruff check .
+
+# Dockerfiles through hadolint (from the test extra's wheel).
+lint-docker: setup
+	$(BIN)/hadolint --config docker/.hadolint.yaml docker/Dockerfile.cpu docker/Dockerfile.jetson docker/Dockerfile.x86-gpu
+
+# Images; a docker engine is needed (none on the development machines). The Jetson image builds on the Jetson.
+DOCKER ?= docker
+docker-cpu:
+	$(DOCKER) build -f docker/Dockerfile.cpu -t facecompare-edge:cpu .
+
+docker-jetson:
+	$(DOCKER) build -f docker/Dockerfile.jetson -t facecompare-edge:jetson .
+
+docker-x86-gpu:
+	$(DOCKER) build -f docker/Dockerfile.x86-gpu -t facecompare-edge:x86-gpu .
 
 # Every CUDA kernel through NVRTC 12.6 for sm_53, sm_62, sm_72 and sm_87; no GPU needed.
 check-kernels: setup
