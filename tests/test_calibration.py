@@ -10,6 +10,7 @@ import pytest
 
 from calibration.naming import calibration_cache_name
 from calibration.trt_calibrator import full_batches
+from models.manifest import InputSpec
 
 SHA = "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581"
 
@@ -86,3 +87,18 @@ def test_qdq_graph_is_tensorrt_shaped_and_close_to_fp32(pipeline, calibration, t
     got = OnnxRuntimeBackend(int8, precision="int8").infer({spec.input.name: blob})
     for name, value in expected.items():
         assert np.abs(got[name] - value).max() < 0.05, name
+
+
+def test_blob_reader_runs_whole_strides_one_sample_at_a_time() -> None:
+    from calibration.qdq import BlobReader
+
+    spec = InputSpec("input", (4, 3), "rgb", 0.0, 1.0)
+    images = [np.full((3, 4, 3), i, dtype=np.uint8) for i in range(10)]
+    reader = BlobReader("input", images, spec, stride=4)
+    assert len(reader) == 8 and reader.stride == 4
+    reader.set_range(4, 8)
+    seen = []
+    while (item := reader.get_next()) is not None:
+        assert item["input"].shape == (1, 3, 3, 4)
+        seen.append(int(item["input"][0, 0, 0, 0]))
+    assert seen == [4, 5, 6, 7]
