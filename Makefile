@@ -6,8 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup models test run lint clean check-kernels lint-docker docker-cpu docker-jetson docker-x86-gpu
 
+# On a Jetson: make setup VENV_FLAGS=--system-site-packages (JetPack's TensorRT is an apt package).
+VENV_FLAGS ?=
+
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	touch $(STAMP)
