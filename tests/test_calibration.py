@@ -102,3 +102,23 @@ def test_blob_reader_runs_whole_strides_one_sample_at_a_time() -> None:
         assert item["input"].shape == (1, 3, 3, 4)
         seen.append(int(item["input"][0, 0, 0, 0]))
     assert seen == [4, 5, 6, 7]
+
+
+def test_precision_int8_runs_the_qdq_models_and_says_how_to_make_them(tmp_path: Path) -> None:
+    import shutil
+
+    from engine.pipeline import FacePipeline, PipelineConfig
+    from models.store import PreparedModel, prepared_models
+
+    copies = {}
+    for name, model in prepared_models().items():
+        prepared = tmp_path / model.prepared.name
+        shutil.copyfile(model.prepared, prepared)
+        copies[name] = PreparedModel(model.spec, model.original, prepared)
+    with pytest.raises(FileNotFoundError, match="engines build --precision int8"):
+        FacePipeline(PipelineConfig(precision="int8"), models=copies)
+    for model in copies.values():
+        shutil.copyfile(model.prepared, model.quantized)
+    pipeline = FacePipeline(PipelineConfig(precision="int8"), models=copies)
+    assert pipeline.backend_info.precision == "int8"
+    assert pipeline._onnx_for(pipeline.manifest.for_role("recognizer")).name.endswith(".int8.onnx")
