@@ -48,11 +48,17 @@ def test_fp16_engine_matches_onnxruntime_and_is_built_once(landmarks, tmp_path: 
     assert list(tmp_path.glob("timing-*.cache"))
 
 
-def test_batch_over_the_profile_is_refused(landmarks, tmp_path: Path) -> None:
+def test_batch_over_the_profile_runs_in_chunks(landmarks, tmp_path: Path) -> None:
     from engine.backends.tensorrt import TensorRTBackend
 
     spec, onnx_path = landmarks
     backend = TensorRTBackend(onnx_path, precision="fp16", max_batch=2,
                               sample_shapes={spec.input.name: sample_shape(spec)}, cache=EngineCache(tmp_path))
+    batch = np.random.default_rng(1).random((5, *sample_shape(spec)), dtype=np.float32)
+    whole = backend.infer({spec.input.name: batch})
+    for index in range(5):
+        single = backend.infer({spec.input.name: batch[index : index + 1]})
+        for name, value in single.items():
+            np.testing.assert_allclose(whole[name][index : index + 1], value, atol=1e-3)
     with pytest.raises(ValueError, match="max_batch"):
-        backend.infer({spec.input.name: np.zeros((3, *sample_shape(spec)), dtype=np.float32)})
+        backend.infer_on_device({spec.input.name: (3, *sample_shape(spec))})

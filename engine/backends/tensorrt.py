@@ -217,6 +217,12 @@ class TensorRTBackend:
         return self._buffers[name].address, self._stream
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One batch; a batch over the profile's maximum (the recognizer's flip doubles it) runs in chunks."""
+        size = len(next(iter(inputs.values())))
+        if size > self.max_batch:
+            parts = [self.infer({name: array[start : start + self.max_batch] for name, array in inputs.items()})
+                     for start in range(0, size, self.max_batch)]
+            return {name: np.concatenate([part[name] for part in parts]) for name in self.output_names}
         with self._lock, self.gpu.active():
             for name, array in inputs.items():
                 buffer = self._buffers[name]
