@@ -102,6 +102,24 @@ def _attach_progress_monitor(config: Any, label: str) -> Any:
     return monitor
 
 
+@contextmanager
+def _heartbeat(label: str, start: float, *, enabled: bool, every: float = 30.0) -> Iterator[None]:
+    """Without a progress monitor (TensorRT 8.x), a line every `every` seconds shows the build is alive."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(every):
+            log.info("%s: still building (%.0f s)", label, time.monotonic() - start)
+
+    thread = threading.Thread(target=beat, daemon=True) if enabled else None
+    if thread:
+        thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
 def build_plan(onnx_path: Path, *, precision: str, profile_shapes: Profile, timing_cache: Path,
                workspace: int, calibrator: Any = None, label: str = "") -> bytes:
     """Parse the ONNX graph and build a serialized engine; the timing cache is read first and saved after."""
@@ -133,7 +151,8 @@ def build_plan(onnx_path: Path, *, precision: str, profile_shapes: Profile, timi
     monitor = _attach_progress_monitor(config, label)
     log.info("%s: building a %s engine; minutes on a Jetson, once (it is cached)", label, precision)
     start = time.monotonic()
-    plan = builder.build_serialized_network(network, config)
+    with _heartbeat(label, start, enabled=monitor is None):
+        plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise RuntimeError(f"TensorRT could not build {onnx_path.name} ({precision}); see the log above")
     del monitor  # referenced until here: TensorRT calls it during the build
