@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.build import calibration_set, write_qdq_models
+from engine.align import align_face
 from engine.faces import Detection
 from engine.pipeline import FacePipeline, PipelineConfig
 from models import paths
@@ -115,7 +116,29 @@ def model_speed(fp32: FacePipeline, int8: FacePipeline, root: Path, names: list[
     return speed
 
 
-def measure(lfw: Path, assets: Path, limit: int | None) -> dict:
+def stage_attribution(fp32: FacePipeline, int8: FacePipeline, photos: list[Path]) -> dict[str, dict[str, float]]:
+    """One stage in INT8, the others in FP32: cosine of the embedding to the all-FP32 one, per swap."""
+    swaps = {"recognizer": (fp32, fp32, int8), "landmarks": (fp32, int8, fp32), "detector": (int8, fp32, fp32),
+             "all": (int8, int8, int8)}
+    cosines: dict[str, list[float]] = {name: [] for name in swaps}
+    for photo in photos:
+        image = fp32.decode(photo.read_bytes())
+        pixels, reference = image.pixels, fp32.embed_largest(image)
+        if reference is None:
+            continue
+        for name, (detector, landmarks, recognizer) in swaps.items():
+            (found,) = detector.detector.detect([pixels])
+            if not found:
+                cosines[name].append(-1.0)
+                continue
+            (points,) = landmarks.landmarks.points([(pixels, found[0])])
+            crop = align_face(pixels, points, recognizer.recognizer.spec.input.size)
+            cosines[name].append(float(recognizer.recognizer.embed([crop])[0] @ reference))
+    return {name: {"mean": float(np.mean(v)), "median": float(np.median(v)),
+                   "below_0.5": int(np.sum(np.array(v) < 0.5)), "photos": len(v)} for name, v in cosines.items()}
+
+
+def measure(lfw: Path, assets: Path, limit: int | None, attribution_every: int = 25) -> dict:
     train, test = read_pairs(lfw / "pairsDevTrain.tsv"), read_pairs(lfw / "pairsDevTest.tsv")
     names = sorted({n for p in train + test for n in (p.a, p.b)})[:limit]
     root = lfw / "images"
@@ -149,6 +172,7 @@ def measure(lfw: Path, assets: Path, limit: int | None) -> dict:
     photos = sorted(p for p in assets.iterdir() if p.suffix.lower() in {".jpg", ".png"})
     report["detection"] = detection_recall(fp32, int8, photos)
     report["model_ms_per_sample"] = model_speed(fp32, int8, root, names[:64])
+    report["stage_attribution"] = stage_attribution(fp32, int8, [root / n for n in names[::attribution_every]])
     return report
 
 
