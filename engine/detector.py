@@ -57,13 +57,17 @@ class UltraFaceDetector:
 
     def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
         """Faces per image, in image pixels, largest first, at most `max_faces`."""
-        canvases, scales = zip(*(letterbox(image, self.spec.input.size, self.max_upscale) for image in images),
-                               strict=True)
-        outputs = self.backend.infer({self.spec.input.name: to_blob(list(canvases), self.spec.input)})
+        canvases, scales = self.canvases(images)
+        outputs = self.backend.infer({self.spec.input.name: to_blob(canvases, self.spec.input)})
         return [
             self._faces(scores[:, 1], regression, scale)
             for scores, regression, scale in zip(outputs["scores"], outputs["regression"], scales, strict=True)
         ]
+
+    def canvases(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
+        """The letterboxed uint8 inputs and their scales: what INT8 calibration must see too."""
+        pairs = [letterbox(image, self.spec.input.size, self.max_upscale) for image in images]
+        return [canvas for canvas, _ in pairs], [scale for _, scale in pairs]
 
     def _faces(self, scores: np.ndarray, regression: np.ndarray, scale: float) -> list[Detection]:
         keep = scores >= self.score_threshold

@@ -44,12 +44,18 @@ class Pfld68Landmarks:
         self.spec = spec
         self.expand = expand
 
+    def patches(self, crops: list[tuple[np.ndarray, Detection]]
+                ) -> tuple[list[np.ndarray], list[tuple[int, int, int, int]]]:
+        """The uint8 image patches the model sees (before `to_blob`) and their boxes in the image."""
+        boxes = [crop_box(detection, image.shape, self.expand) for image, detection in crops]
+        patches = [image[y : y + h, x : x + w] for (image, _), (x, y, w, h) in zip(crops, boxes, strict=True)]
+        return patches, boxes
+
     def points(self, crops: list[tuple[np.ndarray, Detection]]) -> list[np.ndarray]:
         """Five alignment points for each (image, detection)."""
         if not crops:
             return []
-        boxes = [crop_box(detection, image.shape, self.expand) for image, detection in crops]
-        patches = [image[y : y + h, x : x + w] for (image, _), (x, y, w, h) in zip(crops, boxes, strict=True)]
+        patches, boxes = self.patches(crops)
         output = self.backend.infer({self.spec.input.name: to_blob(patches, self.spec.input)})
         relative = next(iter(output.values())).reshape(len(crops), 68, 2)
         origins = np.array([(x, y) for x, y, _, _ in boxes], dtype=np.float32)[:, None, :]

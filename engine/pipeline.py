@@ -62,6 +62,12 @@ class CompareResult:
         return self.match is not None and self.match.similarity is not None and self.match.similarity >= self.threshold
 
 
+def sample_shape(spec: ModelSpec) -> tuple[int, int, int]:
+    """One input sample (C, H, W) as the manifest declares it: what fixes a TensorRT profile's free axes."""
+    width, height = spec.input.size
+    return (1 if spec.input.channels == "grey" else 3, height, width)
+
+
 class FacePipeline:
     """One instance per process: backends load once; `compare` is safe to call from several threads."""
 
@@ -87,8 +93,22 @@ class FacePipeline:
         return SimilarityCalibration.load(self.manifest.pipeline.similarity_path)
 
     def _backend(self, spec: ModelSpec) -> Backend:
-        return create_backend(self.config.backend, self.models[spec.name].prepared, precision=self.config.precision,
-                              max_batch=self.config.max_batch, threads=self.config.threads)
+        return create_backend(self.config.backend, self._onnx_for(spec), precision=self.config.precision,
+                              max_batch=self.config.max_batch, threads=self.config.threads,
+                              sample_shapes={spec.input.name: sample_shape(spec)})
+
+    def _onnx_for(self, spec: ModelSpec) -> Path:
+        """INT8 runs the Q/DQ graph; TensorRT may instead hold an engine calibrated from the FP32 graph."""
+        model = self.models[spec.name]
+        if self.config.precision != "int8":
+            return model.prepared
+        if model.quantized.exists():
+            return model.quantized
+        if self.config.backend == "tensorrt":
+            return model.prepared
+        raise FileNotFoundError(
+            f"{spec.name}: no INT8 model at {model.quantized}; run "
+            "'facecompare engines build --precision int8 --calibration DIR --onnx-only'")
 
     @property
     def backend_info(self) -> BackendInfo:

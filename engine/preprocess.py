@@ -8,15 +8,20 @@ import numpy as np
 from models.manifest import InputSpec
 
 
+def letterbox_geometry(shape: tuple[int, ...], size: tuple[int, int], max_upscale: float) -> tuple[float, int, int]:
+    """The scale and resized (width, height) of an image of `shape` letterboxed into `size` (width, height)."""
+    width, height = size
+    scale = min(width / shape[1], height / shape[0], max_upscale)
+    return scale, max(1, min(width, round(shape[1] * scale))), max(1, min(height, round(shape[0] * scale)))
+
+
 def letterbox(pixels: np.ndarray, size: tuple[int, int], max_upscale: float) -> tuple[np.ndarray, float]:
     """Resize keeping the aspect ratio into a `size` (width, height) canvas anchored top-left.
 
     Returns the canvas and the scale from image pixels to canvas pixels.
     """
     width, height = size
-    scale = min(width / pixels.shape[1], height / pixels.shape[0], max_upscale)
-    resized_w = max(1, min(width, round(pixels.shape[1] * scale)))
-    resized_h = max(1, min(height, round(pixels.shape[0] * scale)))
+    scale, resized_w, resized_h = letterbox_geometry(pixels.shape, size, max_upscale)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(pixels, (resized_w, resized_h), interpolation=interpolation)
     canvas = np.zeros((height, width, pixels.shape[2]), dtype=np.uint8)

@@ -90,6 +90,10 @@ class Manifest:
     models: dict[str, ModelSpec]
     pipeline: PipelineSpec
 
+    def pipeline_models(self) -> list[ModelSpec]:
+        """Every model the pipeline runs, detector first."""
+        return [self.models[name] for name in self.pipeline.roles()]
+
     def for_role(self, role: str) -> list[ModelSpec]:
         """The models in `role`, in the manifest's order."""
         return [self.models[name] for name, has in self.pipeline.roles().items() if has == role]

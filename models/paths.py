@@ -18,3 +18,12 @@ def downloads_dir() -> Path:
 
 def models_dir() -> Path:
     return home() / "models"
+
+
+def engines_dir() -> Path:
+    """TensorRT engines and timing caches: built on the device, never shipped (they are tied to GPU and version)."""
+    return home() / "engines"
+
+
+def calibration_dir() -> Path:
+    return home() / "calibration"

@@ -25,6 +25,11 @@ class PreparedModel:
     original: Path
     prepared: Path
 
+    @property
+    def quantized(self) -> Path:
+        """Where the INT8 Q/DQ graph calibrated from the prepared one lives (`facecompare engines build`)."""
+        return self.prepared.with_name(self.prepared.name.replace(".prepared.onnx", ".int8.onnx"))
+
 
 def original_path(spec: ModelSpec) -> Path:
     """The member as shipped, under its own suffix: its sha256 is the pinned one."""

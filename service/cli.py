@@ -85,7 +85,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 # Each module has `add_commands(commands)`: one command family a module.
-COMMAND_MODULES = ["service.cli", "service.cli_serve", "service.cli_workspace"]
+COMMAND_MODULES = ["service.cli", "service.cli_serve", "service.cli_workspace", "service.cli_engines"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from engine.backends.base import Backend, BackendInfo, create_backend
+from engine.backends.base import Backend, BackendInfo, BackendUnavailable, create_backend
 
-__all__ = ["Backend", "BackendInfo", "create_backend"]
+__all__ = ["Backend", "BackendInfo", "BackendUnavailable", "create_backend"]

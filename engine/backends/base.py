@@ -9,6 +9,10 @@ from typing import Protocol
 import numpy as np
 
 
+class BackendUnavailable(RuntimeError):
+    """The backend cannot run on this machine (no GPU, no TensorRT, ...); the message says what to install."""
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     """What `/v1/info` and `facecompare doctor` report about the engine in use."""
@@ -32,9 +36,14 @@ class Backend(Protocol):
 
 
 def create_backend(
-    name: str, onnx_path: Path, *, precision: str = "fp32", max_batch: int = 32, threads: int = 0
+    name: str, onnx_path: Path, *, precision: str = "fp32", max_batch: int = 32, threads: int = 0,
+    sample_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> Backend:
-    """Build the backend called `name` for one model. GPU modules are imported only when asked for."""
+    """Build the backend called `name` for one model. GPU modules are imported only when asked for.
+
+    `sample_shapes` (input name -> shape without the batch axis) fixes the axes an ONNX graph leaves free,
+    which an engine's optimization profile must bound; onnxruntime needs no such bound.
+    """
     if name == "onnxruntime":
         from engine.backends.onnxruntime import OnnxRuntimeBackend
 
@@ -42,5 +51,5 @@ def create_backend(
     if name == "tensorrt":
         from engine.backends.tensorrt import TensorRTBackend
 
-        return TensorRTBackend(onnx_path, precision=precision, max_batch=max_batch)
+        return TensorRTBackend(onnx_path, precision=precision, max_batch=max_batch, sample_shapes=sample_shapes)
     raise ValueError(f"unknown backend {name!r}: use 'onnxruntime' or 'tensorrt'")

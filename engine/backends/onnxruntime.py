@@ -15,7 +15,9 @@ class OnnxRuntimeBackend:
 
     def __init__(self, onnx_path: Path, *, precision: str = "fp32", max_batch: int = 32, threads: int = 0) -> None:
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        # Q/DQ pairs become integer kernels only at the extended level; below it INT8 is float maths in disguise.
+        options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED if precision == "int8"
+                                            else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC)
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

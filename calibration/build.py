@@ -1,0 +1,27 @@
+"""Calibrate and write the Q/DQ graph of every pipeline model: the one step both INT8 routes start from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from calibration.dataset import CalibrationSet, build_calibration_set
+from calibration.qdq import BlobReader, quantize
+from engine.pipeline import FacePipeline
+
+
+def calibration_set(paths: list[Path], *, max_detector: int = 300, max_faces: int = 1500) -> CalibrationSet:
+    """Calibration inputs made by the FP32 pipeline, whatever precision the caller will run."""
+    return build_calibration_set(paths, FacePipeline(), max_detector=max_detector, max_faces=max_faces)
+
+
+def write_qdq_models(calibration: CalibrationSet, *, method: str = "percentile") -> dict[str, Path]:
+    """Quantize each model the pipeline uses; returns model name -> Q/DQ file."""
+    pipeline = FacePipeline()
+    written = {}
+    for spec in pipeline.manifest.pipeline_models():
+        if not calibration.images.get(spec.name):
+            raise ValueError(f"no calibration data for {spec.name}: the photos held no detectable face")
+        model = pipeline.models[spec.name]
+        reader = BlobReader(spec.input.name, calibration.images[spec.name], spec.input)
+        written[spec.name] = quantize(model.prepared, model.quantized, reader, method=method)
+    return written

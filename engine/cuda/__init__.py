@@ -1,0 +1,1 @@
+"""CUDA preprocessing: kernel sources, their NumPy references, NVRTC compilation and (on a GPU) launching."""

@@ -1,0 +1,86 @@
+// Detector input from uint8 pixels, one thread per canvas pixel: resize (OpenCV INTER_LINEAR when enlarging,
+// INTER_AREA when shrinking), letterbox top-left into a black canvas, (x - mean) * scale, HWC -> planar.
+// The same maths in NumPy, and what it matches: engine/cuda/reference.py (letterbox_blob).
+
+#define COEF_BITS 11
+#define MAX_AREA_TAPS 64
+
+struct LinearTap {
+    int first, second, w0, w1;
+};
+
+__device__ LinearTap linear_tap(int d, int src, int dst) {
+    float f = (float)((d + 0.5) * ((double)src / dst) - 0.5);
+    float floor_f = floorf(f);
+    int first = (int)floor_f;
+    float frac = f - floor_f;
+    if (first < 0) { first = 0; frac = 0.f; }
+    if (first >= src - 1) { first = src - 1; frac = 0.f; }
+    LinearTap tap;
+    tap.first = first;
+    tap.second = min(first + 1, src - 1);
+    tap.w0 = __float2int_rn((1.f - frac) * (float)(1 << COEF_BITS));
+    tap.w1 = __float2int_rn(frac * (float)(1 << COEF_BITS));
+    return tap;
+}
+
+// Vertical pass with the shifts of OpenCV's SIMD code, so results agree with cv2.resize to the level.
+__device__ int linear_value(const unsigned char* src, int pitch, int c, LinearTap tx, LinearTap ty) {
+    const unsigned char* r0 = src + (size_t)ty.first * pitch;
+    const unsigned char* r1 = src + (size_t)ty.second * pitch;
+    int top = r0[tx.first * 3 + c] * tx.w0 + r0[tx.second * 3 + c] * tx.w1;
+    int bottom = r1[tx.first * 3 + c] * tx.w0 + r1[tx.second * 3 + c] * tx.w1;
+    return (((ty.w0 * (top >> 4)) >> 16) + ((ty.w1 * (bottom >> 4)) >> 16) + 2) >> 2;
+}
+
+// OpenCV's computeResizeAreaTab for one output index: source indices and overlap weights.
+__device__ int area_taps(int d, int src, int dst, int* index, float* weight) {
+    double scale = (double)src / dst;
+    double f1 = d * scale, f2 = f1 + scale;
+    double cell = fmin(scale, src - f1);
+    int s2 = min((int)floor(f2), src - 1);
+    int s1 = min((int)ceil(f1), s2);
+    int n = 0;
+    if (s1 - f1 > 1e-3) { index[n] = s1 - 1; weight[n++] = (float)((s1 - f1) / cell); }
+    for (int s = s1; s < s2 && n < MAX_AREA_TAPS - 1; ++s) { index[n] = s; weight[n++] = (float)(1.0 / cell); }
+    if (f2 - s2 > 1e-3) { index[n] = s2; weight[n++] = (float)(fmin(fmin(f2 - s2, 1.0), cell) / cell); }
+    return n;
+}
+
+extern "C" __global__ void letterbox_normalise(
+    const unsigned char* src, int src_w, int src_h, int src_pitch,
+    float* dst, int dst_w, int dst_h, int resized_w, int resized_h, int shrink,
+    float mean, float scale, int swap_rb)
+{
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= dst_w || y >= dst_h) return;
+    float value[3] = {0.f, 0.f, 0.f};
+    if (x < resized_w && y < resized_h) {
+        if (shrink) {
+            int xi[MAX_AREA_TAPS], yi[MAX_AREA_TAPS];
+            float xw[MAX_AREA_TAPS], yw[MAX_AREA_TAPS];
+            int nx = area_taps(x, src_w, resized_w, xi, xw);
+            int ny = area_taps(y, src_h, resized_h, yi, yw);
+            for (int c = 0; c < 3; ++c) {
+                float sum = 0.f;
+                for (int i = 0; i < nx; ++i) {
+                    float column = 0.f;
+                    for (int j = 0; j < ny; ++j)
+                        column += yw[j] * (float)src[(size_t)yi[j] * src_pitch + xi[i] * 3 + c];
+                    sum += xw[i] * column;
+                }
+                value[c] = fminf(fmaxf(rintf(sum), 0.f), 255.f);
+            }
+        } else {
+            LinearTap tx = linear_tap(x, src_w, resized_w);
+            LinearTap ty = linear_tap(y, src_h, resized_h);
+            for (int c = 0; c < 3; ++c)
+                value[c] = (float)min(max(linear_value(src, src_pitch, c, tx, ty), 0), 255);
+        }
+    }
+    size_t plane = (size_t)dst_w * dst_h;
+    size_t at = (size_t)y * dst_w + x;
+    for (int c = 0; c < 3; ++c)
+        dst[c * plane + at] = (value[swap_rb ? 2 - c : c] - mean) * scale;
+}

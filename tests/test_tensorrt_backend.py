@@ -1,0 +1,64 @@
+"""The TensorRT backend on a real GPU against onnxruntime on the same inputs (skipped without a GPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.backends.engine_cache import EngineCache
+from engine.backends.onnxruntime import OnnxRuntimeBackend
+from engine.pipeline import sample_shape
+from tests.gpu import requires_gpu
+
+pytestmark = [pytest.mark.gpu, requires_gpu]
+
+
+@pytest.fixture(scope="module")
+def landmarks():
+    from models.manifest import load_manifest
+    from models.store import prepared_models
+
+    spec = load_manifest().for_role("landmarks")
+    return spec, prepared_models()[spec.name].prepared
+
+
+def test_fp16_engine_matches_onnxruntime_and_is_built_once(landmarks, tmp_path: Path) -> None:
+    from engine.backends.tensorrt import TensorRTBackend
+
+    spec, onnx_path = landmarks
+    cache = EngineCache(tmp_path)
+    shapes = {spec.input.name: sample_shape(spec)}
+    backend = TensorRTBackend(onnx_path, precision="fp16", max_batch=8, sample_shapes=shapes, cache=cache)
+    (entry,) = cache.entries()
+    engine_file = tmp_path / entry["file"]
+    built_at = engine_file.stat().st_mtime_ns
+    batch = np.random.default_rng(0).random((5, *sample_shape(spec)), dtype=np.float32)
+    expected = OnnxRuntimeBackend(onnx_path).infer({spec.input.name: batch})
+    got = backend.infer({spec.input.name: batch})
+    for name, value in expected.items():
+        assert got[name].shape == value.shape
+        np.testing.assert_allclose(got[name], value, atol=2e-2)
+    again = TensorRTBackend(onnx_path, precision="fp16", max_batch=8, sample_shapes=shapes, cache=cache)
+    assert engine_file.stat().st_mtime_ns == built_at and len(cache.entries()) == 1
+    reloaded = again.infer({spec.input.name: batch})
+    for name, value in got.items():
+        np.testing.assert_array_equal(reloaded[name], value)
+    assert list(tmp_path.glob("timing-*.cache"))
+
+
+def test_batch_over_the_profile_runs_in_chunks(landmarks, tmp_path: Path) -> None:
+    from engine.backends.tensorrt import TensorRTBackend
+
+    spec, onnx_path = landmarks
+    backend = TensorRTBackend(onnx_path, precision="fp16", max_batch=2,
+                              sample_shapes={spec.input.name: sample_shape(spec)}, cache=EngineCache(tmp_path))
+    batch = np.random.default_rng(1).random((5, *sample_shape(spec)), dtype=np.float32)
+    whole = backend.infer({spec.input.name: batch})
+    for index in range(5):
+        single = backend.infer({spec.input.name: batch[index : index + 1]})
+        for name, value in single.items():
+            np.testing.assert_allclose(whole[name][index : index + 1], value, atol=1e-3)
+    with pytest.raises(ValueError, match="max_batch"):
+        backend.infer_on_device({spec.input.name: (3, *sample_shape(spec))})
