@@ -69,10 +69,10 @@ def _calibrator(args: argparse.Namespace, spec: ModelSpec, onnx_path: Path, trt_
     from calibration.dataset import photo_paths
     from calibration.naming import calibration_cache_name
     from calibration.trt_calibrator import entropy_calibrator
-    from engine.backends.engine_cache import file_sha256
     from models import paths
+    from models.registry import sha256_of
 
-    cache = paths.calibration_dir() / calibration_cache_name(spec.name, file_sha256(onnx_path), trt_version)
+    cache = paths.calibration_dir() / calibration_cache_name(spec.name, sha256_of(onnx_path), trt_version)
     if not args.calibration and not cache.exists():
         raise SystemExit(f"--implicit needs --calibration DIR (no calibration cache yet at {cache})")
     calibration = calibration_set(photo_paths(Path(args.calibration)), max_detector=args.photos,

@@ -9,8 +9,7 @@ import pytest
 
 from engine.backends import create_backend
 from engine.backends.base import BackendUnavailable
-from engine.backends.engine_cache import EngineCache, EngineKey, batch_profile, file_sha256
-from tests.gpu import gpu_missing
+from engine.backends.engine_cache import EngineCache, EngineKey, batch_profile
 
 SHA = "6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854"
 
@@ -78,13 +77,6 @@ def test_timing_cache_is_per_gpu_and_version(tmp_path: Path) -> None:
     assert orin != cache.timing_cache_path("10.3.0", "Xavier", (7, 2))
 
 
-def test_file_sha256(tmp_path: Path) -> None:
-    path = tmp_path / "x"
-    path.write_bytes(b"abc")
-    assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-
-
-@pytest.mark.skipif(gpu_missing() is None, reason="a GPU is here: the refusal cannot be seen")
 def test_without_a_gpu_the_backend_refuses_and_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailable, match="doctor"):
         create_backend("tensorrt", tmp_path / "model.onnx")

@@ -20,14 +20,6 @@ Shape = tuple[int, ...]
 Profile = tuple[tuple[str, Shape, Shape, Shape], ...]
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def batch_profile(sample_shapes: dict[str, Shape], max_batch: int, opt_batch: int | None = None) -> Profile:
     """Batch 1..max_batch for every input, the other axes fixed; TensorRT tunes its kernels for `opt_batch`."""
     if max_batch < 1:

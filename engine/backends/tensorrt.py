@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 
 from engine.backends.base import BackendInfo, BackendUnavailable
-from engine.backends.engine_cache import EngineCache, EngineKey, Profile, batch_profile, file_sha256
+from engine.backends.engine_cache import EngineCache, EngineKey, Profile, batch_profile
 from engine.backends.trt_api import check_version
 from models import paths
+from models.registry import sha256_of
 
 try:
     import pycuda.driver as cuda
@@ -197,7 +198,7 @@ class TensorRTBackend:
         shapes = sample_shapes or _onnx_sample_shapes(onnx_path)
         profile_shapes = batch_profile(shapes, max_batch)
         cache = cache or EngineCache(paths.engines_dir())
-        key = EngineKey(file_sha256(onnx_path), version, self.gpu.name, self.gpu.compute_capability, precision,
+        key = EngineKey(sha256_of(onnx_path), version, self.gpu.name, self.gpu.compute_capability, precision,
                         profile_shapes)
         label = onnx_path.name.split(".")[0]
         with self.gpu.active():
