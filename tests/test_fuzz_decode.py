@@ -28,7 +28,7 @@ from tests.memory import settled_rss_mib
 
 pytestmark = pytest.mark.filterwarnings(PILLOW_WARNINGS)
 
-EXAMPLES = {"mutated": 2200, "random": 800, "exif": 1000}
+EXAMPLES = {"mutated": 2200, "random": 1000, "exif": 1000}
 # Growth allowed over the run: less than one largest allowed image (50 MP of RGB is 143 MiB), which the
 # allocator may keep after a fuzzed header asked for it; a leak of 32 KiB an input would already exceed it.
 RSS_GROWTH_MIB = 128
