@@ -32,7 +32,8 @@ from tests.memory import settled_rss_mib
 ANSWER_S = 5.0
 GRID_ANSWER_S = 30.0
 RSS_GROWTH_MIB = 256
-ARENA_REUSE_MIB = 48
+# Measured over 20 such compares in a row: RSS wanders within 140 MiB of the first one's, without a trend.
+ARENA_REUSE_MIB = 160
 
 
 @pytest.fixture(scope="module")
