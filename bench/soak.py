@@ -3,7 +3,8 @@
     python -m bench.soak --duration 600 --rate-factor 2 [--workers 4 --queue-size 64] [--out FILE]
 
 It starts `facecompare serve` (a fresh data directory, the cached models), measures the sustainable rate
-with a closed loop of `workers` clients, then sends compares of two Full HD JPEGs open-loop at
+with a closed loop of `workers + queue_size` clients (as many as it admits, so batches fill as they do
+under overload; capped at 32), then sends compares of two Full HD JPEGs open-loop at
 `rate-factor` times that rate. Passes when: every answer is 200 or the documented 503 / 1002 with
 Retry-After; admitted compares finish within the bound their admission limit implies; /readyz and /metrics
 answer within a second throughout; and the server's memory does not grow from the first half of the run
@@ -151,7 +152,8 @@ def report(args: argparse.Namespace, sustainable: float, tally: Tally, latency_b
     lines = [
         f"soak: {args.duration:g} s at {args.rate_factor:g} x the sustainable rate; workers={args.workers}"
         f" queue_size={args.queue_size} (admits {args.workers + args.queue_size} compares at once)",
-        f"sustainable rate (closed loop, {args.workers} clients, {args.calibrate:g} s): {sustainable:.2f} compares/s",
+        f"sustainable rate (closed loop, {calibration_clients(args)} clients, {args.calibrate:g} s):"
+        f" {sustainable:.2f} compares/s",
         f"offered rate: {sustainable * args.rate_factor:.2f} compares/s",
         "answers: " + ", ".join(f"{status}/{code or '-'}: {n}" for (status, code), n in sorted(
             tally.answers.items(), key=lambda item: (item[0][0], item[0][1] or 0))),
@@ -173,13 +175,17 @@ def report(args: argparse.Namespace, sustainable: float, tally: Tally, latency_b
     return "\n".join(lines) + "\n"
 
 
+def calibration_clients(args: argparse.Namespace) -> int:
+    return min(args.workers + args.queue_size, 32)
+
+
 async def drive(args: argparse.Namespace, server: ServiceProcess, key: str) -> tuple[float, Tally, float]:
     origin, target = (base64.b64encode(full_hd_jpeg(name)).decode() for name in ("obama.jpg", "obama2.jpg"))
     payload = f'{{"originFace": "{origin}", "targetFace": "{target}"}}'.encode()
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=args.max_outstanding + 8)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers={"x-api-key": key}) as session:
-        sustainable = await closed_loop(session, server.url, payload, args.workers, args.calibrate)
+        sustainable = await closed_loop(session, server.url, payload, calibration_clients(args), args.calibrate)
         # Admitted compares wait behind at most `workers + queue_size` others: that many service times, with
         # room for a full batch's wait and a slow runner.
         latency_bound = 2.0 * (args.workers + args.queue_size) / max(sustainable, 0.1) + 5.0
