@@ -13,6 +13,8 @@ from engine.errors import BadInput
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 ALLOWED_FORMATS = {"JPEG": "jpeg", "PNG": "png", "BMP": "bmp"}
+# 16-bit greyscale (PNG): Pillow's convert("RGB") clips these samples at 255 instead of scaling them.
+WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L")
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
             if kind == "jpeg":
                 _draft_large_jpeg(image, limits.decode_long_side)
             image = ImageOps.exif_transpose(image) or image
-            pixels = np.asarray(image.convert("RGB"))
+            pixels = _rgb(image)
     except BadInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -79,6 +81,14 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise BadInput(f"corrupt or truncated {kind} image") from exc
     return DecodedImage(pixels=pixels, format=kind)
+
+
+def _rgb(image: Image.Image) -> np.ndarray:
+    """8-bit RGB; 16-bit grey keeps its high byte, so a 16-bit photo is not turned white."""
+    if image.mode in WIDE_GREY_MODES:
+        grey = (np.asarray(image).astype(np.uint32) >> 8).clip(0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
 
 
 def _check_bounds(size: tuple[int, int], limits: DecodeLimits) -> None:

@@ -82,10 +82,12 @@ def _or_default(configured: tuple[str, ...] | None) -> Iterable[str]:
 def make_runner(app: web.Application, config: ServiceConfig) -> web.AppRunner:
     """No lingering: a body left unread (over its cap) is never drained; its connection just closes.
 
+    aiohttp's keep-alive timer also runs from a connection's start and closes it if no whole request head
+    has arrived by then, so `idle_timeout` frees idle connections and slow-header (slowloris) clients alike.
     Requests are logged by the middleware, as JSON, so aiohttp's own access log is off.
     """
     return web.AppRunner(app, handle_signals=False, access_log=None, lingering_time=0,
-                         shutdown_timeout=config.shutdown_timeout)
+                         keepalive_timeout=config.idle_timeout, shutdown_timeout=config.shutdown_timeout)
 
 
 async def serve(app: web.Application, config: ServiceConfig) -> None:

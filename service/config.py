@@ -44,6 +44,10 @@ class ServiceConfig:
     queue_size: int = 64
     workers: int = 4
     max_body_bytes: int = 16 * 1024 * 1024
+    # A connection idle this long (before its first request, between requests, or trickling its headers)
+    # is closed; a compare's body must arrive whole within `body_timeout` (else 408 / 1003).
+    idle_timeout: float = 15.0
+    body_timeout: float = 60.0
     # None: the built-in default (loopback and the private ranges).
     client_allowlist: tuple[str, ...] | None = None
     callback_allowlist: tuple[str, ...] | None = None
@@ -122,7 +126,8 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
     for name in ("port", "max_batch", "queue_size", "workers", "max_body_bytes"):
         if getattr(config, name) < (0 if name == "port" else 1):
             raise ValueError(f"configuration {name}: {getattr(config, name)} is out of range")
-    for name in ("callback_base_delay", "callback_max_delay", "callback_retry_for", "callback_timeout"):
+    for name in ("callback_base_delay", "callback_max_delay", "callback_retry_for", "callback_timeout",
+                 "idle_timeout", "body_timeout"):
         if not getattr(config, name) > 0:
             raise ValueError(f"configuration {name}: {getattr(config, name)} must be above 0")
     return config

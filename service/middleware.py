@@ -13,6 +13,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from engine.errors import ApiError, BadInput, BodyTooLarge, NotReady
 from service import logs
 from service.deps import SERVICES
+from service.parsing import BodyTimedOut
 from service.response import error_body, new_transaction_id
 
 log = logging.getLogger("facecompare.http")
@@ -20,6 +21,8 @@ log = logging.getLogger("facecompare.http")
 TRANSACTION_ID = web.RequestKey("transaction_id", str)
 # How long an error answer may wait for the rest of a refused body to arrive.
 DRAIN_TIMEOUT_S = 10.0
+# Answers after which what is left of the body is dropped unread: over the cap, or too slow to arrive.
+UNREAD_BODY_STATUSES = (BodyTooLarge.http_status, BodyTimedOut.http_status)
 
 
 class NotFound(ApiError):
@@ -103,7 +106,9 @@ async def api_middleware(request: web.Request,
         log.exception("unhandled error")
         error_code = str(ApiError.error_code)
         response = error_response(ApiError(), transaction_id)
-    if error_code and response.status != BodyTooLarge.http_status:
+    if response.status in UNREAD_BODY_STATUSES:
+        response.force_close()  # the rest of the body is never read, so the connection cannot be reused
+    elif error_code:
         await _drain(request, request.app[SERVICES].config.max_body_bytes)
     seconds = time.monotonic() - started
     route = _route(request)

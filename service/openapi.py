@@ -18,9 +18,10 @@ from engine.errors import (
     Unauthorized,
 )
 from service.middleware import MethodNotAllowed, NotFound
+from service.parsing import BodyTimedOut
 
 ERRORS: list[type[ApiError]] = [ImagesRequired, Unauthorized, Forbidden, CallbackRequired, BadInput, BodyTooLarge,
-                                InferenceFailed, NotReady, NotFound, MethodNotAllowed]
+                                InferenceFailed, NotReady, NotFound, MethodNotAllowed, BodyTimedOut]
 NUMBER_0_100 = {"type": "number", "minimum": 0, "maximum": 100}
 
 
@@ -146,7 +147,7 @@ COMPARE_OPERATION = {
     "responses": {
         "200": _json(_ref("CompareResult"), "the result (no callbackUrl)"),
         "202": _json(_ref("Accepted"), "accepted; the result follows by callback"),
-        **_errors(400, 401, 403, 413, 500, 503),
+        **_errors(400, 401, 403, 408, 413, 500, 503),
     },
 }
 

@@ -2,11 +2,13 @@
 
 The whole body is capped by the application's `client_max_size` (413 / 1003, nothing read past the cap);
 each image is capped at 5 MB after base64 decoding (400 / 1003), checked from the base64 length before
-decoding and, for multipart, while the part streams in.
+decoding and, for multipart, while the part streams in. The body must arrive within a time limit (408 / 1003),
+so a client trickling it cannot hold a connection and a handler for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -19,7 +21,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.decode import MAX_IMAGE_BYTES
-from engine.errors import BadInput, BodyTooLarge, ImagesRequired
+from engine.errors import ApiError, BadInput, BodyTooLarge, ImagesRequired
 
 IMAGE_FIELDS = ("originFace", "targetFace")
 TEXT_FIELDS = ("callbackUrl", "threshold")
@@ -28,6 +30,10 @@ CHUNK = 64 * 1024
 DATA_URL = re.compile(r"^data:[^,;]*(;[^,;]*)*;base64,", re.IGNORECASE)
 # The longest base64 text (padding included) that can decode to MAX_IMAGE_BYTES.
 MAX_BASE64_CHARS = 4 * math.ceil(MAX_IMAGE_BYTES / 3)
+
+
+class BodyTimedOut(ApiError):
+    http_status, error_code, message = 408, 1003, "Failed to process data"
 
 
 @dataclass(frozen=True)
@@ -105,8 +111,16 @@ def _request(fields: dict[str, Any]) -> CompareRequest:
                           callback_url=parse_callback_url(fields.get("callbackUrl")))
 
 
-async def parse_compare(request: web.Request, limit: int) -> CompareRequest:
-    """The request's body by its content type: multipart/form-data, else JSON; `limit` is the body cap."""
+async def parse_compare(request: web.Request, limit: int, timeout: float) -> CompareRequest:
+    """The request's body by its content type: multipart/form-data, else JSON; `limit` is the body cap and
+    `timeout` the seconds the whole body may take to arrive."""
+    try:
+        return await asyncio.wait_for(_parse(request, limit), timeout)
+    except asyncio.TimeoutError as exc:
+        raise BodyTimedOut(f"request body did not arrive within {timeout:g} s") from exc
+
+
+async def _parse(request: web.Request, limit: int) -> CompareRequest:
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"request body is over {limit} bytes")
     if request.content_type == "multipart/form-data":

@@ -49,7 +49,7 @@ async def compare(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     transaction_id = request[TRANSACTION_ID]
     workspace = await admit(request, services)
-    parsed = await parse_compare(request, services.config.max_body_bytes)
+    parsed = await parse_compare(request, services.config.max_body_bytes, services.config.body_timeout)
     threshold = workspace.threshold if parsed.threshold is None else parsed.threshold
     if parsed.callback_url is None:
         if workspace.mode == "async":

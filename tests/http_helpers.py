@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import socket
-import struct
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,16 +81,6 @@ def blank_png(width: int = 320, height: int = 240) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), (128, 128, 128)).save(out, "PNG")
     return out.getvalue()
-
-
-def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
-    """A few hundred bytes of PNG whose header claims `width` x `height` pixels."""
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
-            + chunk(b"IEND", b""))
 
 
 def centre(box: dict[str, float], width: int, height: int) -> tuple[float, float]:

@@ -62,6 +62,11 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    @property
     def printed_key(self) -> str | None:
         """The default workspace's key, when this start created it."""
         match = KEY_PATTERN.search("".join(self.stdout))

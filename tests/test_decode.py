@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,23 +9,7 @@ from PIL import Image
 from engine.decode import DecodeLimits, decode_image, sniff_format
 from engine.errors import BadInput
 from tests.conftest import encode, save_image
-
-
-def png_header_claiming(width: int, height: int) -> bytes:
-    """A PNG whose IHDR claims a huge image, with a tiny (valid) zlib stream behind it."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
-def jpeg_claiming(width: int, height: int) -> bytes:
-    """A small real JPEG whose SOF0 header is rewritten to claim other dimensions."""
-    data = bytearray(encode(np.zeros((8, 8, 3), dtype=np.uint8), "JPEG"))
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
-    return bytes(data)
+from tests.hostile_images import bomb_png, jpeg_claiming
 
 
 def test_formats_are_sniffed_by_bytes() -> None:
@@ -43,8 +24,8 @@ def test_formats_are_sniffed_by_bytes() -> None:
 @pytest.mark.parametrize("data,reason", [
     (b"", "empty"),
     (b"GIF89a" + b"\0" * 100, "not JPEG, PNG or BMP"),
-    (png_header_claiming(30000, 30000), "out of bounds"),
-    (png_header_claiming(9000, 9000), "too large"),
+    (bomb_png(30000, 30000), "out of bounds"),
+    (bomb_png(9000, 9000), "too large"),
     (jpeg_claiming(60000, 60000), "out of bounds"),
     (b"\xff\xd8\xff\xe0" + b"\0" * 50, "corrupt"),
 ])

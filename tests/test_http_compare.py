@@ -15,7 +15,8 @@ import requests
 from aiohttp import web
 
 from service.access import AddressAllowlist
-from tests.http_helpers import Served, b64, blank_png, bomb_png, centre, connect, crop, photo, served
+from tests.hostile_images import bomb_png
+from tests.http_helpers import Served, b64, blank_png, centre, connect, crop, photo, served
 
 # Face centres in sample1.jpg (1920x1280), read off the photo: right, left, middle.
 SAMPLE1 = (1920, 1280)

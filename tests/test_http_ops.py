@@ -83,7 +83,7 @@ def test_openapi_document_is_valid_and_covers_every_route(api: Served) -> None:
     assert set(document["paths"]) == {"/modules/compare", "/v1/compare", "/modules/compare/{transactionId}",
                                       "/healthz", "/readyz", "/metrics", "/v1/info", "/openapi.json", "/"}
     compare = document["paths"]["/modules/compare"]["post"]["responses"]
-    assert set(compare) == {"200", "202", "400", "401", "403", "413", "500", "503"}
+    assert set(compare) == {"200", "202", "400", "401", "403", "408", "413", "500", "503"}
 
 
 @pytest.mark.skipif(shutil.which("st", path=str(Path(sys.executable).parent)) is None,

@@ -22,7 +22,10 @@ import pytest
 import requests
 
 from tests.assets import asset_path
-from tests.http_helpers import b64, photo
+from tests.conftest import save_image
+from tests.fuzzing import exif_bytes
+from tests.hostile_images import face_image
+from tests.http_helpers import b64, connect, photo
 from tests.loop_thread import LoopThread
 from tests.receiver import Receiver
 from tests.service_process import REPO, ServiceProcess, add_workspace, facecompare
@@ -252,3 +255,52 @@ def test_job_killed_mid_inference_gets_its_1002_callback_after_restart(tmp_path:
         assert for_transaction(receiver, transaction_id) == attempts
         body = assert_one_final_result(attempts, again, key, transaction_id)
     assert (body["statusCode"], body["errorCode"]) == (500, 1002)
+
+
+def test_callback_redirected_to_a_disallowed_address_is_never_followed(narrow: ServiceProcess,
+                                                                        loop: LoopThread) -> None:
+    """An allowed receiver answering 307 towards a disallowed one: a failed attempt, retried, never followed."""
+    outside = loop.run(Receiver(host="127.0.0.3").__aenter__())
+    bouncer = loop.run(Receiver(host="127.0.0.2").__aenter__())
+    bouncer.redirect_to = outside.url
+    try:
+        transaction_id = accepted(narrow, narrow.printed_key, bouncer.url, source="127.0.0.2")
+        loop.run(bouncer.wait_for(3, timeout=30), 35)  # retried, so the redirect counted as a failure
+        assert outside.requests == []
+        assert all(r.headers["X-FaceCompare-Transaction-Id"] == transaction_id for r in bouncer.requests)
+        status, body = call(narrow, narrow.printed_key, path=f"/modules/compare/{transaction_id}",
+                            source="127.0.0.2")
+        assert status == 200 and body["transactionId"] == transaction_id
+    finally:
+        loop.run(outside.__aexit__())
+        loop.run(bouncer.__aexit__())
+
+
+def test_keys_and_images_never_reach_the_data_directory_or_the_logs(main: ServiceProcess, loop: LoopThread,
+                                                                    receiver: Receiver) -> None:
+    """After good, bad, async and malformed requests: no key, secret or image bytes in any file or log line,
+    and every line on stderr is JSON (Pillow's warning about a broken EXIF included)."""
+    gate = add_workspace(main.data_dir, "audited")
+    key = gate["apiKey"]
+    broken_exif = save_image(face_image(), "JPEG", exif=exif_bytes(6, {0x010F: "camera"})[:-8])
+    cut = photo("obama3.jpg")[:20000]
+    for origin in (broken_exif, cut):
+        assert call(main, key, {"originFace": b64(origin), "targetFace": PAIR["targetFace"]})[0] in (200, 400)
+    requests.post(main.url + "/modules/compare", headers={"x-api-key": key}, timeout=60,
+                  files={"originFace": photo("obama3.jpg"), "targetFace": cut})
+    wait_delivered(loop, receiver, accepted(main, key, receiver.url))
+    with connect(main.url) as sock:  # a header line aiohttp cannot parse, holding the key
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nx-api-key: {key}\x01\r\n\r\n".encode())
+        sock.recv(65536)
+    time.sleep(0.3)
+    secrets = [key, key.split("_", 2)[2], gate["callbackSecret"], main.printed_key]
+    images = [b64(data)[i : i + 64] for data in (broken_exif, cut, photo("obama2.jpg"))
+              for i in range(1000, 9000, 2000)]
+    main.logs()  # every line parses as JSON
+    logged = "".join(main.stderr)
+    assert not [s for s in secrets + images if s in logged]
+    assert any(e["msg"].startswith("malformed HTTP request") for e in main.logs())
+    stored = b"".join(path.read_bytes() for path in main.data_dir.rglob("*") if path.is_file())
+    assert not [s for s in secrets[:2] + [main.printed_key] if s.encode() in stored]
+    raw = [data[i : i + 64] for data in (photo("obama3.jpg"), photo("obama2.jpg")) for i in range(1000, 9000, 2000)]
+    assert not [s for s in images if s.encode() in stored] and not [r for r in raw if r in stored]
