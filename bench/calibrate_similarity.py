@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     embedded = embed_paths(pipeline, sorted(args.images.rglob("*.jpg")), progress=True)
     calibration = calibration_record(pipeline, embedded, args.dataset)
     target = pipeline.manifest.pipeline.similarity_path
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(calibration, indent=2) + "\n")
     print(json.dumps(calibration["cosine_at_far"]))
     print(f"wrote {target}")
