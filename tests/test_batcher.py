@@ -124,3 +124,18 @@ def test_closed_batcher_refuses(photos: list[np.ndarray]) -> None:
     batcher.close()
     with pytest.raises(NotReady):
         batcher.infer({name: rows[0]})
+
+
+def test_batches_are_capped_in_bytes(photos: list[np.ndarray]) -> None:
+    """Six 640x480 canvases in one call, 8 MB of input allowed: runs of two (3.7 MB each), same outputs."""
+    name, backend, rows = _model_inputs("detector", photos)
+    recorder = Recorder()
+    batcher = DynamicBatcher(backend, name="detector", max_wait_ms=0, observer=recorder, max_batch_bytes=8 << 20)
+    try:
+        assert batcher._row_limit({name: rows[0]}) == 2
+        batched = batcher.infer({name: np.concatenate(rows)})
+    finally:
+        batcher.close()
+    direct = backend.infer({name: np.concatenate(rows)})
+    for key in direct:
+        np.testing.assert_allclose(batched[key], direct[key], rtol=1e-4, atol=1e-4)
