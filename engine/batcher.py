@@ -6,9 +6,10 @@ waiting request and whatever compatible requests follow it, up to `max_batch` ro
 of input) or until the oldest has waited `max_wait_ms`, runs one `infer`, and hands each caller its own
 rows of the outputs.
 
-Why a cap in bytes: on a CPU a batch gains little past a few rows, while the memory of one inference grows
-with it and the session's arena keeps its peak. 16 detector canvases of 640x480 would hold about 500 MB
-of activations; 16 MB of input is 4 canvases or 32 aligned crops (docs/PERFORMANCE.md).
+Why a cap in bytes: on a CPU a batch gains nothing past a few rows (the recognizer takes 3.0 ms a crop
+alone, 3.9 ms a crop in a batch of 32), while the memory of one inference grows with it and the session's
+arena keeps its peak: 20 MB per 640x480 detector canvas, 6.4 MB per aligned crop. 2 MB of input is one
+canvas or 13 crops (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class DynamicBatcher:
 
     def __init__(self, backend: Backend, *, name: str, max_batch: int | None = None, max_wait_ms: float = 2.0,
                  queue_size: int = 64, observer: BatchObserver | None = None, retry_after: int = 1,
-                 max_batch_bytes: int = 16 << 20) -> None:
+                 max_batch_bytes: int = 2 << 20) -> None:
         self.backend = backend
         self.name = name
         self.info = backend.info
