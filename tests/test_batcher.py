@@ -57,7 +57,8 @@ def test_batch_of_concurrent_callers_equals_batch_of_one(role: str, photos: list
     alone = [backend.infer({name: row}) for row in rows]
     recorder = Recorder()
     # A long wait, so every caller lands in one batch however the threads are scheduled.
-    batcher = DynamicBatcher(backend, name=role, max_batch=len(rows), max_wait_ms=2000, observer=recorder)
+    batcher = DynamicBatcher(backend, name=role, max_batch=len(rows), max_wait_ms=2000, observer=recorder,
+                             max_batch_bytes=sum(row.nbytes for row in rows))
     try:
         with ThreadPoolExecutor(len(rows)) as pool:
             together = list(pool.map(lambda row: batcher.infer({name: row}), rows))
