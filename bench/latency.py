@@ -5,9 +5,10 @@
 Pairs: the one-face test photos as 1920x1080 JPEGs against each other ("portrait"), and every
 `--group-every`-th request a portrait against one of the group photos ("group"). Each level runs
 for `--duration` seconds or `--max-requests` requests, whichever ends first. Without `--url`, a
-`facecompare serve` is started on 127.0.0.1 with a temporary data directory and its fresh key, and
-its time from start to `/readyz` 200 is reported too. The server's peak RSS is its VmHWM, from its
-pid (`--pid`, the one started, or the process listening on the URL's port).
+`facecompare serve` is started on 127.0.0.1 with a temporary data directory and its fresh key (from
+`--checkout DIR`: another checkout's code), and its time from start to `/readyz` 200 is reported too.
+The server's peak RSS is its VmHWM, from its pid (`--pid`, the one started, or the process listening
+on the URL's port).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import aiohttp
 
 from bench.photos import full_hd_jpeg
 from tests.assets import asset_path
-from tests.service_process import ServiceProcess
+from tests.service_process import REPO, ServiceProcess
 
 PORTRAITS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
 GROUPS = tuple(f"sample{i}.jpg" for i in range(1, 7))
@@ -169,7 +170,8 @@ def _own_server(args: argparse.Namespace) -> dict:
     """Start `facecompare serve` on loopback with a fresh data directory and time it to ready."""
     settings = dict(option.split("=", 1) for option in args.server_option)
     with tempfile.TemporaryDirectory(prefix="fc-latency-") as tmp:
-        server = ServiceProcess(Path(tmp) / "data", **{k: json.loads(v) for k, v in settings.items()})
+        server = ServiceProcess(Path(tmp) / "data", repo=args.checkout or REPO,
+                                **{k: json.loads(v) for k, v in settings.items()})
         started = time.monotonic()
         with server:
             server.wait_ready()
@@ -192,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group-every", type=int, default=4, help="every Nth request uses a group photo (0: never)")
     parser.add_argument("--server-option", action="append", default=[], metavar="NAME=JSON",
                         help="a setting for the server this starts, e.g. max_wait_ms=4")
+    parser.add_argument("--checkout", type=Path, help="serve the code of this checkout (e.g. a worktree of main),"
+                                                     " to compare before and after")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.url:
