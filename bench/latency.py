@@ -7,8 +7,9 @@ Pairs: the one-face test photos as 1920x1080 JPEGs against each other ("portrait
 for `--duration` seconds or `--max-requests` requests, whichever ends first. Without `--url`, a
 `facecompare serve` is started on 127.0.0.1 with a temporary data directory and its fresh key (from
 `--checkout DIR`: another checkout's code), and its time from start to `/readyz` 200 is reported too.
-The server's peak RSS is its VmHWM, from its pid (`--pid`, the one started, or the process listening
-on the URL's port).
+The server's CPU time per compare (user + system, warm-up included) tells what the machine could
+serve alone, however busy it is now. The server's peak RSS is its VmHWM, from its pid (`--pid`, the
+one started, or the process listening on the URL's port).
 """
 
 from __future__ import annotations
@@ -159,10 +160,24 @@ def peak_rss_mb(pid: int | None) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of the process so far: what a compare costs, however busy the machine is."""
+    if pid is None:
+        return None
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(base: str, key: str, pid: int | None, args: argparse.Namespace) -> dict:
     pairs = make_pairs(args.group_every)
-    levels = {str(c): asyncio.run(run_level(base, key, pairs, c, args.duration, args.max_requests))
-              for c in args.concurrency}
+    levels = {}
+    for concurrency in args.concurrency:
+        before = cpu_seconds(pid)
+        stats = asyncio.run(run_level(base, key, pairs, concurrency, args.duration, args.max_requests))
+        after = cpu_seconds(pid)
+        if before is not None and after is not None:
+            stats["server_cpu_ms_per_compare"] = round((after - before) * 1000 / (stats["n"] + WARM_UP), 2)
+        levels[str(concurrency)] = stats
     return {"concurrency": levels, "peak_rss_mb": peak_rss_mb(pid)}
 
 
@@ -210,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     for level, stats in result["concurrency"].items():
         print(f"concurrency {level:>3}: p50 {stats['p50_ms']} ms  p95 {stats['p95_ms']} ms  p99 {stats['p99_ms']} ms"
-              f"  {stats['rps']} compares/s  errors {stats['errors']}")
+              f"  {stats['rps']} compares/s  errors {stats['errors']}"
+              f"  server CPU {stats.get('server_cpu_ms_per_compare')} ms/compare")
         for kind, part in stats["by_kind"].items():
             print(f"    {kind:8s} n={part['n']}  p50 {part['p50_ms']}  p95 {part['p95_ms']}  p99 {part['p99_ms']}")
     print(f"peak RSS {result['peak_rss_mb']} MB" + (f", ready in {result['ready_s']} s" if "ready_s" in result else ""))
