@@ -1,8 +1,8 @@
 """Runs inside the peer's own virtual environment (face_recognition + dlib), never in ours: it imports
 nothing of this project. One JSON request a line on stdin, one JSON answer a line on stdout:
 
-    {"op": "compare", "origin": PATH, "target": PATH} -> {"ms": .., "distance": .. or null}
-    {"op": "encode", "path": PATH} -> {"ms": .., "encodings": [[128 floats], ...]}  (largest face first)
+    {"op": "compare", "origin": PATH, "target": PATH} -> {"ms": .., "cpu_ms": .., "distance": .. or null}
+    {"op": "encode", "path": PATH} -> {"ms": .., "cpu_ms": .., "encodings": [[128 floats], ...]}  (largest first)
 
 A compare is what a face_recognition user writes with the library's defaults: load both images, find the
 faces (HOG, one upsampling), encode them, and take the distance of the origin's largest face to the
@@ -35,12 +35,13 @@ def compare(origin: str, target: str) -> float | None:
 def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         if request["op"] == "compare":
             answer = {"distance": compare(request["origin"], request["target"])}
         else:
             answer = {"encodings": [e.tolist() for e in encodings(request["path"])]}
         answer["ms"] = (time.perf_counter() - started) * 1000
+        answer["cpu_ms"] = (time.process_time() - cpu) * 1000
         print(json.dumps(answer), flush=True)
 
 
