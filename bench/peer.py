@@ -7,8 +7,8 @@ The peer lives in its own virtual environment (default `$FACECOMPARE_HOME/peer-v
 built from source), so `face_recognition` itself is installed without its dependency on `dlib`. Both sides
 compare in process (no HTTP): the peer in a worker process of its own (bench/peer_worker.py) that times
 itself, ours in this one; the pairs alternate between the two, so a busy machine slows both alike.
-Wall time and CPU time are both reported: ours runs on both cores, dlib's HOG on one, so on a busy
-machine wall time favours the peer, while CPU time is what each compare costs.
+Wall time and CPU time are both reported: ours runs on both cores, dlib's HOG on one, so wall time
+depends on how many cores are free at the moment, CPU time (what each compare costs) much less.
 With `--lfw-*`, the peer's verification accuracy on the LFW development pairs is measured too: the
 threshold chosen on `--lfw-train` (else 10-fold on the pairs), and at the library's default 0.6.
 """
