@@ -12,7 +12,7 @@ from engine.backends.base import BackendInfo
 from models.surgery import unfold_prelu
 
 # Measured per model on this hardware (docs/PERFORMANCE.md): "all" beats "basic" for every model we run,
-# 2.9x for the detector, 3.4x for the recognizers once their PRelu is unfolded.
+# 2.9x for the detector, 3.3x for the recognizers once their PRelu is unfolded.
 OPTIMISATION = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
                 "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
                 "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
