@@ -1,5 +1,5 @@
 """Graph surgery done once at fetch time: outputs cut before baked-in decoding, a dynamic batch axis,
-fused activations that converters spell out op by op."""
+fused activations that converters spell out op by op; and `unfold_prelu`, done by the CPU backend at load."""
 
 from __future__ import annotations
 
@@ -74,6 +74,38 @@ def _fuse_prelu(model: onnx.ModelProto) -> None:
         graph.initializer.append(numpy_helper.from_array(slope, slope_name))
         node.CopyFrom(helper.make_node("PRelu", [x, slope_name], list(node.output), name=node.name))
     _drop_unused(graph)
+
+
+def unfold_prelu(model: onnx.ModelProto) -> int:
+    """Spell each PRelu with a constant slope s as `s*x + (1-s)*Relu(x)`; returns how many were unfolded.
+
+    The same function, but ONNX Runtime's CPU PRelu kernel is slow and breaks its NCHWc layout: the Mul,
+    Relu, Mul, Add run about 3x faster under ORT_ENABLE_ALL (docs/PERFORMANCE.md). TensorRT fuses PRelu
+    itself, so this is applied in memory by the CPU backend, never to the prepared file.
+    """
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    nodes: list[onnx.NodeProto] = []
+    unfolded = 0
+    for node in graph.node:
+        if node.op_type != "PRelu" or node.input[1] not in initializers:
+            nodes.append(node)
+            continue
+        x, slope_name = node.input
+        slope = numpy_helper.to_array(initializers[slope_name]).astype(np.float32)
+        out = node.output[0]
+        stem = f"{out}/unfolded"
+        graph.initializer.extend([numpy_helper.from_array(slope, f"{stem}/slope"),
+                                  numpy_helper.from_array(1 - slope, f"{stem}/one_minus_slope")])
+        nodes += [helper.make_node("Mul", [x, f"{stem}/slope"], [f"{stem}/sx"]),
+                  helper.make_node("Relu", [x], [f"{stem}/relu"]),
+                  helper.make_node("Mul", [f"{stem}/relu", f"{stem}/one_minus_slope"], [f"{stem}/rest"]),
+                  helper.make_node("Add", [f"{stem}/sx", f"{stem}/rest"], [out], name=node.name)]
+        unfolded += 1
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _drop_unused(graph)
+    return unfolded
 
 
 def _cut(model: onnx.ModelProto, outputs: list[str]) -> onnx.ModelProto:

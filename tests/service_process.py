@@ -47,8 +47,10 @@ def _toml(settings: dict[str, Any]) -> str:
 class ServiceProcess:
     """One `facecompare serve` over `data_dir`; a context manager that SIGKILLs it if still running at exit."""
 
-    def __init__(self, data_dir: Path, **settings: Any) -> None:
+    def __init__(self, data_dir: Path, *, repo: Path = REPO, **settings: Any) -> None:
+        """`repo`: the checkout whose code serves (another worktree runs through `-m`, not the installed script)."""
         self.data_dir = data_dir
+        self.repo = repo
         self.config_path = data_dir.with_name(data_dir.name + ".toml")
         self.config_path.write_text(_toml(settings))
         self.stdout: list[str] = []
@@ -74,10 +76,11 @@ class ServiceProcess:
 
     def start(self, timeout: float = 60) -> ServiceProcess:
         self._listening.clear()
+        command = FACECOMPARE if self.repo == REPO else [sys.executable, "-m", "service.cli"]
         self._process = subprocess.Popen(
-            [*FACECOMPARE, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(self.data_dir),
+            [*command, "serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", str(self.data_dir),
              "--config", str(self.config_path)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+            cwd=self.repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
         for stream, lines in ((self._process.stdout, self.stdout), (self._process.stderr, self.stderr)):
             threading.Thread(target=self._read, args=(stream, lines), daemon=True).start()
         if not self._listening.wait(timeout):

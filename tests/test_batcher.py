@@ -57,7 +57,8 @@ def test_batch_of_concurrent_callers_equals_batch_of_one(role: str, photos: list
     alone = [backend.infer({name: row}) for row in rows]
     recorder = Recorder()
     # A long wait, so every caller lands in one batch however the threads are scheduled.
-    batcher = DynamicBatcher(backend, name=role, max_batch=len(rows), max_wait_ms=2000, observer=recorder)
+    batcher = DynamicBatcher(backend, name=role, max_batch=len(rows), max_wait_ms=2000, observer=recorder,
+                             max_batch_bytes=sum(row.nbytes for row in rows))
     try:
         with ThreadPoolExecutor(len(rows)) as pool:
             together = list(pool.map(lambda row: batcher.infer({name: row}), rows))
@@ -124,3 +125,18 @@ def test_closed_batcher_refuses(photos: list[np.ndarray]) -> None:
     batcher.close()
     with pytest.raises(NotReady):
         batcher.infer({name: rows[0]})
+
+
+def test_batches_are_capped_in_bytes(photos: list[np.ndarray]) -> None:
+    """Six 640x480 canvases in one call, 8 MB of input allowed: runs of two (3.7 MB each), same outputs."""
+    name, backend, rows = _model_inputs("detector", photos)
+    recorder = Recorder()
+    batcher = DynamicBatcher(backend, name="detector", max_wait_ms=0, observer=recorder, max_batch_bytes=8 << 20)
+    try:
+        assert batcher._row_limit({name: rows[0]}) == 2
+        batched = batcher.infer({name: np.concatenate(rows)})
+    finally:
+        batcher.close()
+    direct = backend.infer({name: np.concatenate(rows)})
+    for key in direct:
+        np.testing.assert_allclose(batched[key], direct[key], rtol=1e-4, atol=1e-4)

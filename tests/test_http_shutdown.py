@@ -11,6 +11,8 @@ import requests
 from tests.http_helpers import b64, photo
 from tests.service_process import ServiceProcess
 
+IN_FLIGHT = 12
+
 
 def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(tmp_path: Path) -> None:
     with ServiceProcess(tmp_path / "data") as server:
@@ -24,18 +26,19 @@ def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(tmp_path: Path) -
             statuses.append(requests.post(server.url + "/modules/compare", json=payload,
                                           headers={"x-api-key": key}, timeout=60).status_code)
 
-        threads = [threading.Thread(target=compare) for _ in range(3)]
+        # Enough compares that some are still running when the signal comes, however fast each one is.
+        threads = [threading.Thread(target=compare) for _ in range(IN_FLIGHT)]
         for thread in threads:
             thread.start()
-        time.sleep(0.3)
+        time.sleep(0.1)
         server.terminate()
         for thread in threads:
             thread.join(60)
         assert server.wait(60) == 0
-        assert statuses == [200, 200, 200]
+        assert statuses == [200] * IN_FLIGHT
     entries = server.logs()
     requests_logged = [e for e in entries if e["msg"] == "request" and e["route"] == "/modules/compare"]
-    assert len(requests_logged) == 3 and all(e["transactionId"] and e["status"] == 200 for e in requests_logged)
+    assert len(requests_logged) == IN_FLIGHT and all(e["transactionId"] and e["status"] == 200 for e in requests_logged)
     assert entries[-1]["msg"] == "stopped"
     # The signal came while the compares were running: they were logged after it.
     order = [e["msg"] for e in entries]

@@ -1,0 +1,236 @@
+"""Latency and throughput of a running service over loopback, with real photo pairs.
+
+    python -m bench.latency [--url URL] [--concurrency 1,4,16] [--duration S] [--api-key K] [--json]
+
+Pairs: the one-face test photos as 1920x1080 JPEGs against each other ("portrait"), and every
+`--group-every`-th request a portrait against one of the group photos ("group"). Each level runs
+for `--duration` seconds or `--max-requests` requests, whichever ends first. Without `--url`, a
+`facecompare serve` is started on 127.0.0.1 with a temporary data directory and its fresh key (from
+`--checkout DIR`: another checkout's code), and its time from start to `/readyz` 200 is reported too.
+The server's CPU time per compare (user + system, warm-up included) tells what the machine could
+serve alone, however busy it is now. The server's peak RSS is its VmHWM, from its pid (`--pid`, the
+one started, or the process listening on the URL's port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import aiohttp
+
+from bench.photos import full_hd_jpeg
+from tests.assets import asset_path
+from tests.service_process import REPO, ServiceProcess
+
+PORTRAITS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")
+GROUPS = tuple(f"sample{i}.jpg" for i in range(1, 7))
+WARM_UP = 4
+
+
+@dataclass(frozen=True)
+class Pair:
+    kind: str
+    origin: bytes
+    target: bytes
+
+
+@dataclass
+class Samples:
+    """Latencies of the successful compares by pair kind, and the failures by status."""
+
+    ms: dict[str, list[float]] = field(default_factory=lambda: {"portrait": [], "group": []})
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+def make_pairs(group_every: int) -> list[Pair]:
+    """The request cycle: portrait pairs, with a group pair in place of every `group_every`-th (0: none)."""
+    portraits = {name: full_hd_jpeg(name) for name in PORTRAITS}
+    cycle = [Pair("portrait", portraits[a], portraits[b]) for a, b in itertools.combinations(PORTRAITS, 2)]
+    if group_every <= 0:
+        return cycle
+    groups = [Pair("group", portraits[PORTRAITS[i % len(PORTRAITS)]], asset_path(name).read_bytes())
+              for i, name in enumerate(GROUPS)]
+    pairs: list[Pair] = []
+    portrait_iter, group_iter = itertools.cycle(cycle), iter(groups)
+    for index in range(1, len(groups) * group_every + 1):
+        pairs.append(next(group_iter) if index % group_every == 0 else next(portrait_iter))
+    return pairs
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile; None when there is nothing to rank."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))], 2)
+
+
+def summary(values: list[float]) -> dict[str, float | int | None]:
+    return {"n": len(values), "p50_ms": percentile(values, 50), "p95_ms": percentile(values, 95),
+            "p99_ms": percentile(values, 99)}
+
+
+async def _post(session: aiohttp.ClientSession, url: str, key: str, pair: Pair) -> int:
+    form = aiohttp.FormData()
+    form.add_field("originFace", pair.origin, filename="origin.jpg", content_type="image/jpeg")
+    form.add_field("targetFace", pair.target, filename="target.jpg", content_type="image/jpeg")
+    async with session.post(url, data=form, headers={"x-api-key": key}) as response:
+        await response.read()
+        return response.status
+
+
+async def _worker(session: aiohttp.ClientSession, url: str, key: str, pairs: list[Pair], start: int,
+                  deadline: float, budget: list[int], samples: Samples) -> None:
+    for index in itertools.count(start):
+        if time.monotonic() >= deadline or budget[0] <= 0:
+            return
+        budget[0] -= 1
+        pair = pairs[index % len(pairs)]
+        started = time.perf_counter()
+        try:
+            status = await _post(session, url, key, pair)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            samples.errors[type(exc).__name__] += 1
+            continue
+        if status == 200:
+            samples.ms[pair.kind].append((time.perf_counter() - started) * 1000)
+        else:
+            samples.errors[str(status)] += 1
+
+
+async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, duration: float,
+                    max_requests: int) -> dict:
+    """One concurrency level: a short warm-up, then `concurrency` clients for `duration` seconds."""
+    url = base.rstrip("/") + "/v1/compare"
+    timeout = aiohttp.ClientTimeout(total=30)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+        for pair in pairs[:WARM_UP]:
+            await _post(session, url, key, pair)
+        samples, budget = Samples(), [max_requests]
+        started = time.monotonic()
+        await asyncio.gather(*(_worker(session, url, key, pairs, i * 7, started + duration, budget, samples)
+                               for i in range(concurrency)))
+        elapsed = time.monotonic() - started
+    everything = [ms for values in samples.ms.values() for ms in values]
+    return {**summary(everything), "rps": round(len(everything) / elapsed, 2), "errors": dict(samples.errors),
+            "by_kind": {kind: summary(values) for kind, values in samples.ms.items() if values}}
+
+
+def pid_listening_on(port: int) -> int | None:
+    """The pid owning the loopback socket listening on `port`, from /proc (Linux only)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
+        except OSError:
+            continue
+        if any(f"socket:[{inode}]" in links for inode in inodes):
+            return int(proc.name)
+    return None
+
+
+def peak_rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of the process so far: what a compare costs, however busy the machine is."""
+    if pid is None:
+        return None
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(base: str, key: str, pid: int | None, args: argparse.Namespace) -> dict:
+    pairs = make_pairs(args.group_every)
+    levels = {}
+    for concurrency in args.concurrency:
+        before = cpu_seconds(pid)
+        stats = asyncio.run(run_level(base, key, pairs, concurrency, args.duration, args.max_requests))
+        after = cpu_seconds(pid)
+        if before is not None and after is not None:
+            stats["server_cpu_ms_per_compare"] = round((after - before) * 1000 / (stats["n"] + WARM_UP), 2)
+        levels[str(concurrency)] = stats
+    return {"concurrency": levels, "peak_rss_mb": peak_rss_mb(pid)}
+
+
+def _own_server(args: argparse.Namespace) -> dict:
+    """Start `facecompare serve` on loopback with a fresh data directory and time it to ready."""
+    settings = dict(option.split("=", 1) for option in args.server_option)
+    with tempfile.TemporaryDirectory(prefix="fc-latency-") as tmp:
+        server = ServiceProcess(Path(tmp) / "data", repo=args.checkout or REPO,
+                                **{k: json.loads(v) for k, v in settings.items()})
+        started = time.monotonic()
+        with server:
+            server.wait_ready()
+            ready_s = round(time.monotonic() - started, 2)
+            key = server.printed_key
+            if key is None:
+                raise RuntimeError("the server printed no key")
+            result = run(server.url, key, pid_listening_on(server.port), args)
+    return {**result, "ready_s": ready_s, "server_options": settings}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="a running service (default: start one on 127.0.0.1)")
+    parser.add_argument("--api-key", default=os.environ.get("FACECOMPARE_API_KEY"))
+    parser.add_argument("--pid", type=int, help="the server's pid, for its peak RSS")
+    parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 4, 16])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per concurrency level")
+    parser.add_argument("--max-requests", type=int, default=20000, help="requests per level at most")
+    parser.add_argument("--group-every", type=int, default=4, help="every Nth request uses a group photo (0: never)")
+    parser.add_argument("--server-option", action="append", default=[], metavar="NAME=JSON",
+                        help="a setting for the server this starts, e.g. max_wait_ms=4")
+    parser.add_argument("--checkout", type=Path, help="serve the code of this checkout (e.g. a worktree of main),"
+                                                     " to compare before and after")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.url:
+        if not args.api_key:
+            parser.error("--api-key or $FACECOMPARE_API_KEY is needed with --url")
+        pid = args.pid or pid_listening_on(urlparse(args.url).port or 80)
+        result = run(args.url, args.api_key, pid, args)
+    else:
+        result = _own_server(args)
+    if args.json:
+        print(json.dumps(result))
+        return
+    for level, stats in result["concurrency"].items():
+        print(f"concurrency {level:>3}: p50 {stats['p50_ms']} ms  p95 {stats['p95_ms']} ms  p99 {stats['p99_ms']} ms"
+              f"  {stats['rps']} compares/s  errors {stats['errors']}"
+              f"  server CPU {stats.get('server_cpu_ms_per_compare')} ms/compare")
+        for kind, part in stats["by_kind"].items():
+            print(f"    {kind:8s} n={part['n']}  p50 {part['p50_ms']}  p95 {part['p95_ms']}  p99 {part['p99_ms']}")
+    print(f"peak RSS {result['peak_rss_mb']} MB" + (f", ready in {result['ready_s']} s" if "ready_s" in result else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The tuned CPU engine (ORT_ENABLE_ALL, PRelu unfolded, no spinning) against the reference: ONNX Runtime at
+basic optimisation on the prepared graph as stored, with the real models on real faces."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from engine.align import align_face
+from engine.backends.onnxruntime import OnnxRuntimeBackend
+from engine.pipeline import FacePipeline
+from engine.preprocess import letterbox, to_blob
+from models.store import PreparedModel, fetch_models
+from models.surgery import unfold_prelu
+
+
+@pytest.fixture(scope="module")
+def prepared() -> dict[str, PreparedModel]:
+    return {model.spec.name: model for model in fetch_models()}
+
+
+def reference(path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def inputs(pipeline: FacePipeline, photo) -> dict[str, np.ndarray]:
+    """Each model's real input: detector canvases, landmark patches, aligned crops of faces in photos."""
+    images = [pipeline.decode(photo(name)).pixels for name in ("obama.jpg", "biden.jpg", "sample1.jpg")]
+    found = pipeline.detector.detect(images)
+    flat = [(image, face) for image, faces in zip(images, found, strict=True) for face in faces]
+    points = pipeline.landmarks.points(flat)
+    crops = [align_face(image, p, (112, 112)) for (image, _), p in zip(flat, points, strict=True)]
+    spec = pipeline.detector.spec
+    patches = [image[int(f.y1): int(f.y2), int(f.x1): int(f.x2)] for image, f in flat]
+    return {
+        "fr_detect": to_blob([letterbox(i, spec.input.size, 1.0)[0] for i in images], spec.input),
+        "fr_landmark": to_blob(patches, pipeline.landmarks.spec.input),
+        "fr_feature": to_blob(crops, pipeline.manifest.models["fr_feature"].input),
+        "mobilefacenet": to_blob(crops, pipeline.manifest.models["mobilefacenet"].input),
+    }
+
+
+@pytest.mark.parametrize("name", ["fr_feature", "mobilefacenet"])
+def test_unfold_prelu_leaves_no_prelu(prepared: dict[str, PreparedModel], name: str) -> None:
+    model = onnx.load(str(prepared[name].prepared))
+    before = Counter(node.op_type for node in model.graph.node)
+    assert unfold_prelu(model) == before["PRelu"] > 0
+    onnx.checker.check_model(model)
+    after = Counter(node.op_type for node in model.graph.node)
+    assert after["PRelu"] == 0
+    assert after["Relu"] == before["Relu"] + before["PRelu"]
+
+
+@pytest.mark.parametrize("name", ["fr_detect", "fr_landmark", "fr_feature", "mobilefacenet"])
+def test_tuned_backend_matches_reference(prepared: dict[str, PreparedModel], inputs: dict[str, np.ndarray],
+                                         name: str) -> None:
+    batch = inputs[name]
+    assert len(batch) >= 3
+    expected_session = reference(prepared[name].prepared)
+    expected = expected_session.run(None, {expected_session.get_inputs()[0].name: batch})
+    tuned = OnnxRuntimeBackend(prepared[name].prepared, threads=2)
+    actual = list(tuned.infer({tuned.input_names[0]: batch}).values())
+    for want, got in zip(expected, actual, strict=True):
+        assert got.shape == want.shape
+        scale = np.abs(want).max()
+        assert np.abs(got - want).max() <= 1e-4 * scale + 1e-5
+    if name in ("fr_feature", "mobilefacenet"):
+        want, got = expected[0], actual[0]
+        cosines = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
+        assert cosines.min() > 0.99999
