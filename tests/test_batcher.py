@@ -76,6 +76,12 @@ def test_caller_over_max_batch_runs_in_chunks(photos: list[np.ndarray]) -> None:
     name, backend, rows = _model_inputs("recognizer", photos)
     recorder = Recorder()
     batcher = DynamicBatcher(backend, name="recognizer", max_batch=4, max_wait_ms=0, observer=recorder)
+    _assert_one_call_matches_direct(batcher, backend, name, rows)
+    assert recorder.batches == [len(rows)]
+
+
+def _assert_one_call_matches_direct(batcher: DynamicBatcher, backend, name: str, rows: list[np.ndarray]) -> None:
+    """All rows in one call through the batcher (which closes after) give what the backend gives directly."""
     try:
         batched = batcher.infer({name: np.concatenate(rows)})
     finally:
@@ -83,7 +89,6 @@ def test_caller_over_max_batch_runs_in_chunks(photos: list[np.ndarray]) -> None:
     direct = backend.infer({name: np.concatenate(rows)})
     for key in direct:
         np.testing.assert_allclose(batched[key], direct[key], rtol=1e-4, atol=1e-4)
-    assert recorder.batches == [len(rows)]
 
 
 def test_full_queue_raises_not_ready(photos: list[np.ndarray]) -> None:
@@ -132,11 +137,5 @@ def test_batches_are_capped_in_bytes(photos: list[np.ndarray]) -> None:
     name, backend, rows = _model_inputs("detector", photos)
     recorder = Recorder()
     batcher = DynamicBatcher(backend, name="detector", max_wait_ms=0, observer=recorder, max_batch_bytes=8 << 20)
-    try:
-        assert batcher._row_limit({name: rows[0]}) == 2
-        batched = batcher.infer({name: np.concatenate(rows)})
-    finally:
-        batcher.close()
-    direct = backend.infer({name: np.concatenate(rows)})
-    for key in direct:
-        np.testing.assert_allclose(batched[key], direct[key], rtol=1e-4, atol=1e-4)
+    assert batcher._row_limit({name: rows[0]}) == 2
+    _assert_one_call_matches_direct(batcher, backend, name, rows)
