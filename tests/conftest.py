@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -11,12 +12,20 @@ from PIL import Image
 from engine.pipeline import FacePipeline, PipelineConfig
 from models.store import fetch_models
 from tests.assets import asset_path
+from tests.http_helpers import Served, served
 
 
 @pytest.fixture(scope="session")
 def pipeline() -> FacePipeline:
     fetch_models()
     return FacePipeline(PipelineConfig(threads=2))
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A real server on loopback with a fresh data directory, one per test module (modules may override it)."""
+    with served(tmp_path_factory.mktemp("data")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,19 +24,13 @@ from tests.fuzzing import (
     run_property,
     scaled,
 )
-from tests.http_helpers import Served, served
+from tests.http_helpers import Served
 from tests.memory import settled_rss_mib
 
 pytestmark = [pytest.mark.filterwarnings(PILLOW_WARNINGS), pytest.mark.filterwarnings(AIOHTTP_WARNINGS)]
 
 EXAMPLES = 500
 RSS_GROWTH_MIB = 128
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with served(tmp_path_factory.mktemp("data")) as running:
-        yield running
 
 
 def assert_documented(response: requests.Response) -> None:

@@ -8,7 +8,6 @@ picture of a thousand faces, where the 100-face cap holds.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ from tests.hostile_images import (
     odd_variants,
     zlib_bomb_png,
 )
-from tests.http_helpers import Served, b64, photo, served
+from tests.http_helpers import Served, b64, photo
 from tests.memory import settled_rss_mib
 
 # Every hostile image is answered within this (on a shared 2-core runner); the face grid gets longer.
@@ -34,12 +33,6 @@ GRID_ANSWER_S = 30.0
 RSS_GROWTH_MIB = 256
 # Measured over 20 such compares in a row: RSS wanders within 140 MiB of the first one's, without a trend.
 ARENA_REUSE_MIB = 160
-
-
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with served(tmp_path_factory.mktemp("data")) as running:
-        yield running
 
 
 def timed(api: Served, payload: dict | None = None, limit: float = ANSWER_S, **kwargs) -> dict:
