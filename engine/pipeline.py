@@ -48,7 +48,6 @@ class ChosenFace:
     image_width: int
     image_height: int
     similarity: float | None = None
-    cosine: float | None = None
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ class FacePipeline:
         best = int(np.argmax(cosines))
         cosine = float(cosines[best])
         match = ChosenFace(candidates[best].detection, target.width, target.height,
-                           similarity=self.calibration.similarity(cosine), cosine=cosine)
+                           similarity=self.calibration.similarity(cosine))
         return CompareResult(face=origin_face, match=match, threshold=threshold)
 
     def compare(self, origin: bytes, target: bytes, threshold: float | None = None) -> CompareResult:
@@ -162,6 +161,3 @@ class FacePipeline:
             return np.zeros((0, 1), dtype=np.float32)
         (faces,) = self.faces([image.pixels], [found])
         return np.stack([face.embedding for face in faces])
-
-    def model_paths(self) -> dict[str, Path]:
-        return {name: model.prepared for name, model in self.models.items()}
