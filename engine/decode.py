@@ -75,7 +75,8 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
             _check_bounds(image.size, limits)
             if kind == "jpeg":
                 _draft_large_jpeg(image, limits.decode_long_side)
-            image = ImageOps.exif_transpose(image) or image
+            # In place: otherwise an upright photo (nearly all of them) is copied whole for nothing.
+            ImageOps.exif_transpose(image, in_place=True)
             pixels = _rgb(image)
     except BadInput:
         raise

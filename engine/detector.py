@@ -1,4 +1,10 @@
-"""Ultra-Light-Fast-Generic-Face-Detector (RFB): letterboxed input, priors for any size, decode, NMS."""
+"""Ultra-Light-Fast-Generic-Face-Detector (RFB): letterboxed input, priors for any size, decode, NMS.
+
+Why the canvas fits the images: the network is fully convolutional and its cost is its input's area, so a
+batch runs on the smallest canvas (in steps of `CANVAS_STEP` px) that holds its images letterboxed, within
+the manifest's size. A 16:9 photo needs 640x368 of the 640x480, a 250x250 one 256x256: the same pixels, a
+quarter less work or far less (docs/PERFORMANCE.md).
+"""
 
 from __future__ import annotations
 
@@ -9,27 +15,44 @@ import numpy as np
 
 from engine.backends import Backend
 from engine.faces import Detection
-from engine.preprocess import letterbox, to_blob
+from engine.preprocess import letterbox, letterbox_geometry, to_blob
 from models.manifest import ModelSpec
 
+CANVAS_STEP = 16
 
-@lru_cache(maxsize=8)
-def priors_for(size: tuple[int, int], min_sizes: tuple[tuple[int, ...], ...], steps: tuple[int, ...]) -> np.ndarray:
-    """Centre-form priors (cx, cy, w, h as ratios) in the network's output order for an input `size`."""
+
+@lru_cache(maxsize=64)
+def priors_for(size: tuple[int, int], min_sizes: tuple[tuple[int, ...], ...], steps: tuple[int, ...],
+               full_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Centre-form priors (cx, cy, w, h as ratios of `size`) in the network's output order for an input `size`.
+
+    A canvas fitted to its image is the top-left of the `full_size` one: the network's cells there are the
+    full canvas's cells, so their priors are too (spacing and clipping included), and a face gets the
+    same box on either canvas.
+    """
     width, height = size
+    full_width, full_height = full_size or size
     rows = []
     for step, sizes in zip(steps, min_sizes, strict=True):
         cols_n, rows_n = int(np.ceil(width / step)), int(np.ceil(height / step))
+        full_cols, full_rows = int(np.ceil(full_width / step)), int(np.ceil(full_height / step))
         # Centres are spaced over the feature map's cells (as the graph's own priors are), not by `step`.
-        cy, cx = np.meshgrid((np.arange(rows_n) + 0.5) / rows_n, (np.arange(cols_n) + 0.5) / cols_n, indexing="ij")
+        cy, cx = np.meshgrid((np.arange(rows_n) + 0.5) / full_rows, (np.arange(cols_n) + 0.5) / full_cols,
+                             indexing="ij")
         for_level = np.empty((rows_n, cols_n, len(sizes), 4), dtype=np.float32)
         for_level[..., 0] = cx[..., None]
         for_level[..., 1] = cy[..., None]
-        for_level[..., 2] = np.array(sizes, dtype=np.float32) / width
-        for_level[..., 3] = np.array(sizes, dtype=np.float32) / height
+        for_level[..., 2] = np.array(sizes, dtype=np.float32) / full_width
+        for_level[..., 3] = np.array(sizes, dtype=np.float32) / full_height
         rows.append(for_level.reshape(-1, 4))
-    # Clipped to the image, as the priors the network was trained with were.
-    return np.clip(np.concatenate(rows), 0.0, 1.0)
+    # Clipped to the full canvas, as the priors the network was trained with were clipped to its input.
+    full = np.clip(np.concatenate(rows), 0.0, 1.0)
+    to_size = np.array([full_width / width, full_height / height] * 2, dtype=np.float32)
+    return full * to_size
+
+
+def _round_up(pixels: int) -> int:
+    return -(-pixels // CANVAS_STEP) * CANVAS_STEP
 
 
 def decode_boxes(regression: np.ndarray, priors: np.ndarray, variances: tuple[float, float]) -> np.ndarray:
@@ -52,29 +75,47 @@ class UltraFaceDetector:
         self.nms_iou = float(params["nms_iou"])
         self.min_face = float(params["min_face"])
         self.variances = tuple(params["variances"])
-        self.priors = priors_for(spec.input.size, tuple(tuple(s) for s in params["min_sizes"]),
-                                 tuple(params["steps"]))
+        self.min_sizes = tuple(tuple(s) for s in params["min_sizes"])
+        self.steps = tuple(params["steps"])
 
     def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """Faces per image, in image pixels, largest first, at most `max_faces`."""
-        canvases, scales = self.canvases(images)
-        outputs = self.backend.infer({self.spec.input.name: to_blob(canvases, self.spec.input)})
-        return [
-            self._faces(scores[:, 1], regression, scale)
-            for scores, regression, scale in zip(outputs["scores"], outputs["regression"], scales, strict=True)
-        ]
+        """Faces per image, in image pixels, largest first, at most `max_faces`.
 
-    def canvases(self, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
-        """The letterboxed uint8 inputs and their scales: what INT8 calibration must see too."""
-        pairs = [letterbox(image, self.spec.input.size, self.max_upscale) for image in images]
+        Images of one canvas size run as one batch; each image's canvas depends on it alone, so its faces
+        do not depend on what it was batched with.
+        """
+        sizes = [self.canvas_size(image) for image in images]
+        found: list[list[Detection]] = [[] for _ in images]
+        for size in dict.fromkeys(sizes):
+            indices = [i for i, s in enumerate(sizes) if s == size]
+            canvases, scales = self.canvases([images[i] for i in indices], size)
+            outputs = self.backend.infer({self.spec.input.name: to_blob(canvases, self.spec.input, size)})
+            priors = priors_for(size, self.min_sizes, self.steps, self.spec.input.size)
+            for i, scores, regression, scale in zip(indices, outputs["scores"], outputs["regression"], scales,
+                                                    strict=True):
+                found[i] = self._faces(scores[:, 1], regression, scale, priors, size)
+        return found
+
+    def canvas_size(self, image: np.ndarray) -> tuple[int, int]:
+        """The smallest (width, height) in steps of `CANVAS_STEP` holding the image letterboxed."""
+        _, width, height = letterbox_geometry(image.shape, self.spec.input.size, self.max_upscale)
+        largest_width, largest_height = self.spec.input.size
+        return min(largest_width, _round_up(width)), min(largest_height, _round_up(height))
+
+    def canvases(self, images: list[np.ndarray], size: tuple[int, int] | None = None
+                 ) -> tuple[list[np.ndarray], list[float]]:
+        """The letterboxed uint8 inputs (on the manifest's full size unless told) and their scales: what INT8
+        calibration must see too."""
+        pairs = [letterbox(image, self.spec.input.size, self.max_upscale, size) for image in images]
         return [canvas for canvas, _ in pairs], [scale for _, scale in pairs]
 
-    def _faces(self, scores: np.ndarray, regression: np.ndarray, scale: float) -> list[Detection]:
+    def _faces(self, scores: np.ndarray, regression: np.ndarray, scale: float, priors: np.ndarray,
+               size: tuple[int, int]) -> list[Detection]:
         keep = scores >= self.score_threshold
         if not keep.any():
             return []
-        width, height = self.spec.input.size
-        boxes = decode_boxes(regression[keep], self.priors[keep], self.variances) * (width, height, width, height)
+        width, height = size
+        boxes = decode_boxes(regression[keep], priors[keep], self.variances) * (width, height, width, height)
         scores = scores[keep]
         sizes = boxes[:, 2:] - boxes[:, :2]
         big_enough = sizes.min(axis=1) >= self.min_face

@@ -11,7 +11,7 @@ import numpy as np
 from engine.align import align_face
 from engine.backends import Backend, BackendInfo, create_backend
 from engine.decode import DecodedImage, DecodeLimits, decode_image
-from engine.detector import UltraFaceDetector
+from engine.detector import CANVAS_STEP, UltraFaceDetector
 from engine.errors import InferenceFailed
 from engine.faces import Detection, Face
 from engine.landmarks import Pfld68Landmarks
@@ -67,6 +67,15 @@ def sample_shape(spec: ModelSpec) -> tuple[int, int, int]:
     return (1 if spec.input.channels == "grey" else 3, height, width)
 
 
+def input_bounds(spec: ModelSpec) -> dict[str, dict[str, tuple[int, ...]]]:
+    """A backend's `sample_shapes` and `min_sample_shapes` for the model: the manifest's size, down to one
+    canvas step for the detector, whose canvas fits its images."""
+    channels, height, width = sample_shape(spec)
+    smallest = (channels, CANVAS_STEP, CANVAS_STEP) if spec.family in DETECTORS else (channels, height, width)
+    return {"sample_shapes": {spec.input.name: (channels, height, width)},
+            "min_sample_shapes": {spec.input.name: smallest}}
+
+
 class FacePipeline:
     """One instance per process: backends load once; `compare` is safe to call from several threads."""
 
@@ -93,8 +102,7 @@ class FacePipeline:
 
     def _backend(self, spec: ModelSpec) -> Backend:
         return create_backend(self.config.backend, self._onnx_for(spec), precision=self.config.precision,
-                              max_batch=self.config.max_batch, threads=self.config.threads,
-                              sample_shapes={spec.input.name: sample_shape(spec)})
+                              max_batch=self.config.max_batch, threads=self.config.threads, **input_bounds(spec))
 
     def _onnx_for(self, spec: ModelSpec) -> Path:
         """INT8 runs the Q/DQ graph; TensorRT may instead hold an engine calibrated from the FP32 graph."""

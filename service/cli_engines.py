@@ -29,7 +29,7 @@ def _quantize(folder: Path, photos: int, faces: int) -> int:
 
 
 def _engines_build(args: argparse.Namespace) -> int:
-    from engine.pipeline import sample_shape
+    from engine.pipeline import input_bounds
     from models.manifest import load_manifest
     from models.store import prepared_models
 
@@ -58,7 +58,7 @@ def _engines_build(args: argparse.Namespace) -> int:
         onnx_path = model.quantized if int8 and not args.implicit else model.prepared
         calibrator = _calibrator(args, spec, onnx_path, backend.trt.__version__) if int8 and args.implicit else None
         engine = backend.TensorRTBackend(onnx_path, precision=args.precision, max_batch=args.max_batch,
-                                         sample_shapes={spec.input.name: sample_shape(spec)}, calibrator=calibrator)
+                                         calibrator=calibrator, **input_bounds(spec))
         print(f"{spec.name}: {args.precision} engine ready on {engine.info.device}")
     return 0
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from typing import Any
@@ -31,8 +32,9 @@ class BatchedPipeline(FacePipeline):
     """The unchanged pipeline, each of its backends wrapped in a dynamic batcher named after its role."""
 
     def __init__(self, config: PipelineConfig, *, max_wait_ms: float, queue_size: int,
-                 observer: BatchObserver | None = None) -> None:
-        self._batching = {"max_wait_ms": max_wait_ms, "queue_size": queue_size, "observer": observer}
+                 observer: BatchObserver | None = None, callers: Callable[[], int] | None = None) -> None:
+        self._batching = {"max_wait_ms": max_wait_ms, "queue_size": queue_size, "observer": observer,
+                          "callers": callers}
         super().__init__(config)
 
     def _backend(self, spec: ModelSpec) -> Backend:
@@ -87,6 +89,8 @@ class Runtime:
         self.state = "loading"
         self._pipeline: BatchedPipeline | None = None
         self._inflight = 0
+        self._computing = 0
+        self._computing_lock = threading.Lock()
         self._loader: threading.Thread | None = None
 
     @property
@@ -102,7 +106,8 @@ class Runtime:
         started = time.monotonic()
         try:
             pipeline = BatchedPipeline(self.config.pipeline_config(), max_wait_ms=self.config.max_wait_ms,
-                                       queue_size=self.config.queue_size, observer=self.metrics)
+                                       queue_size=self.config.queue_size, observer=self.metrics,
+                                       callers=lambda: self._computing)
             warm_up(pipeline)
             self.info = describe(pipeline)
         except Exception as exc:
@@ -133,9 +138,20 @@ class Runtime:
             self.metrics.inflight.set(self._inflight)
 
     def _compare(self, origin: bytes, target: bytes, threshold: float) -> CompareResult:
+        """Counted while it runs: the batchers wait for followers only while other compares are running."""
         pipeline = self._pipeline
         if pipeline is None:
             raise NotReady("shutting down")
+        with self._computing_lock:
+            self._computing += 1
+        try:
+            return self._timed_compare(pipeline, origin, target, threshold)
+        finally:
+            with self._computing_lock:
+                self._computing -= 1
+
+    def _timed_compare(self, pipeline: FacePipeline, origin: bytes, target: bytes, threshold: float
+                       ) -> CompareResult:
         started = time.monotonic()
         origin_image, target_image = pipeline.decode(origin), pipeline.decode(target)
         decoded = time.monotonic()

@@ -72,6 +72,24 @@ def test_batch_of_concurrent_callers_equals_batch_of_one(role: str, photos: list
             np.testing.assert_allclose(batched[key], single[key], rtol=1e-4, atol=1e-4)
 
 
+def test_a_batch_waits_only_for_callers_that_can_still_join(photos: list[np.ndarray]) -> None:
+    """Once every caller that could join is in, the batch runs: a lone compare never waits out `max_wait_ms`
+    (ten minutes here, past the per-test timeout that would fail it)."""
+    name, backend, rows = _model_inputs("landmarks", photos)
+    recorder = Recorder()
+    callers = [3]
+    batcher = DynamicBatcher(backend, name="landmarks", max_batch=32, max_wait_ms=600_000, observer=recorder,
+                             callers=lambda: callers[0])
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda row: batcher.infer({name: row}), rows[:3]))
+        callers[0] = 1
+        batcher.infer({name: rows[0]})
+    finally:
+        batcher.close()
+    assert recorder.batches == [3, 1]
+
+
 def test_caller_over_max_batch_runs_in_chunks(photos: list[np.ndarray]) -> None:
     name, backend, rows = _model_inputs("recognizer", photos)
     recorder = Recorder()

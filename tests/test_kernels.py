@@ -46,8 +46,9 @@ def photo(name: str) -> np.ndarray:
 IMAGES = [
     ("obama.jpg", None), ("sample1.jpg", None), ("biden.jpg", None),
     ("noise 150x150 (enlarge)", (150, 150)), ("noise 97x170", (97, 170)), ("noise 1080x1920 (3x)", (1080, 1920)),
-    ("noise 777x1000", (777, 1000)), ("noise 3000x200", (3000, 200)), ("noise 480x640 (same)", (480, 640)),
-    ("noise 50x60 (capped)", (50, 60)),
+    ("noise 777x1000", (777, 1000)), ("noise 540x960 (1.5x, bilinear)", (540, 960)),
+    ("noise 960x1280 (2x, bilinear)", (960, 1280)), ("noise 3000x200", (3000, 200)),
+    ("noise 480x640 (same)", (480, 640)), ("noise 50x60 (capped)", (50, 60)),
 ]
 
 

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.detector import priors_for
 from engine.faces import Detection
 from engine.pipeline import FacePipeline
+from engine.preprocess import to_blob
 from tests.conftest import encode, save_image
 
 
@@ -128,3 +130,29 @@ def test_batch_of_n_equals_batch_of_one(pipeline: FacePipeline, photo) -> None:
     for batched, single in zip(faces_together, faces_alone, strict=True):
         np.testing.assert_allclose(batched[0].embedding, single[0].embedding, atol=1e-5)
 
+
+
+@pytest.mark.parametrize(("shape", "canvas"), [
+    ((1080, 1920), (640, 368)), ((540, 960), (640, 368)), ((250, 250), (256, 256)), ((150, 150), (160, 160)),
+    ((1, 1), (16, 16)), ((200, 3000), (640, 48)), ((480, 640), (640, 480)), ((2000, 2000), (480, 480)),
+])
+def test_detector_canvas_fits_the_image(pipeline: FacePipeline, shape: tuple[int, int],
+                                        canvas: tuple[int, int]) -> None:
+    assert pipeline.detector.canvas_size(np.zeros((*shape, 3), dtype=np.uint8)) == canvas
+
+
+@pytest.mark.parametrize("name", ["obama.jpg", "obama2.jpg", "biden.jpg", "sample1.jpg", "sample2.jpg"])
+def test_fitted_canvas_finds_the_faces_of_the_full_canvas(pipeline: FacePipeline, photo, name: str) -> None:
+    """The fitted canvas holds the same pixels; only the padding beyond the image differs."""
+    pixels = pipeline.decode(photo(name)).pixels
+    detector = pipeline.detector
+    assert detector.canvas_size(pixels) != detector.spec.input.size
+    fitted = detector.detect([pixels])[0]
+    canvases, (scale,) = detector.canvases([pixels])
+    outputs = detector.backend.infer({detector.spec.input.name: to_blob(canvases, detector.spec.input)})
+    priors = priors_for(detector.spec.input.size, detector.min_sizes, detector.steps)
+    full = detector._faces(outputs["scores"][0][:, 1], outputs["regression"][0], scale, priors,
+                           detector.spec.input.size)
+    assert len(fitted) == len(full) > 0
+    for a, b in zip(fitted, full, strict=True):
+        assert iou(a, b) > 0.98 and abs(a.score - b.score) < 0.01

@@ -24,7 +24,7 @@ import requests
 from tests.assets import asset_path
 from tests.conftest import save_image
 from tests.fuzzing import exif_bytes
-from tests.hostile_images import face_image
+from tests.hostile_images import face_grid, face_image
 from tests.http_helpers import b64, connect, photo
 from tests.loop_thread import LoopThread
 from tests.receiver import Receiver
@@ -54,8 +54,9 @@ def assert_error(answer: tuple[int, dict[str, Any]], status: int, code: int) -> 
     assert answer[0] == status and answer[1]["errorCode"] == code, answer
 
 
-def accepted(server: ServiceProcess, key: str, callback_url: str, source: str = "127.0.0.1") -> str:
-    status, body = call(server, key, {**PAIR, "callbackUrl": callback_url}, source=source)
+def accepted(server: ServiceProcess, key: str, callback_url: str, source: str = "127.0.0.1",
+             pair: dict[str, str] = PAIR) -> str:
+    status, body = call(server, key, {**pair, "callbackUrl": callback_url}, source=source)
     assert status == 202 and body["status"] == "accepted", body
     return body["transactionId"]
 
@@ -238,12 +239,12 @@ def test_delivery_survives_sigkill_between_acceptance_and_delivery(tmp_path: Pat
 def test_job_killed_mid_inference_gets_its_1002_callback_after_restart(tmp_path: Path, loop: LoopThread,
                                                                        receiver: Receiver) -> None:
     data_dir = tmp_path / "data"
-    # Every inference waits 1.5 s for a batch to fill, so a compare runs for seconds.
-    with ServiceProcess(data_dir, max_wait_ms=1500, **FAST_RETRIES) as slow:
+    # A hundred faces in the target (landmarks, alignment and two embeddings each): a compare of a second or so.
+    grid, _ = face_grid((1280, 960), 32)
+    with ServiceProcess(data_dir, **FAST_RETRIES) as slow:
         key = slow.printed_key
         slow.wait_ready()
-        transaction_id = accepted(slow, key, receiver.url)
-        time.sleep(0.5)
+        transaction_id = accepted(slow, key, receiver.url, pair={**PAIR, "targetFace": b64(grid)})
         assert call(slow, key, path=f"/modules/compare/{transaction_id}") == (200, {"status": "pending"})
         metrics = requests.get(slow.url + "/metrics", timeout=10).text
         assert re.search(r"^facecompare_inflight_compares 1\.0$", metrics, re.M)  # inside the pipeline

@@ -9,19 +9,23 @@ import pytest
 
 from engine.backends.engine_cache import EngineCache
 from engine.backends.onnxruntime import OnnxRuntimeBackend
-from engine.pipeline import sample_shape
+from engine.pipeline import input_bounds, sample_shape
 from tests.gpu import requires_gpu
 
 pytestmark = [pytest.mark.gpu, requires_gpu]
 
 
-@pytest.fixture(scope="module")
-def landmarks():
+def model_for(role: str):
     from models.manifest import load_manifest
     from models.store import prepared_models
 
-    spec = load_manifest().for_role("landmarks")
+    (spec, *_) = load_manifest().for_role(role)
     return spec, prepared_models()[spec.name].prepared
+
+
+@pytest.fixture(scope="module")
+def landmarks():
+    return model_for("landmarks")
 
 
 def test_fp16_engine_matches_onnxruntime_and_is_built_once(landmarks, tmp_path: Path) -> None:
@@ -62,3 +66,21 @@ def test_batch_over_the_profile_runs_in_chunks(landmarks, tmp_path: Path) -> Non
             np.testing.assert_allclose(whole[name][index : index + 1], value, atol=1e-3)
     with pytest.raises(ValueError, match="max_batch"):
         backend.infer_on_device({spec.input.name: (3, *sample_shape(spec))})
+
+
+def test_detector_engine_runs_every_canvas_size_the_detector_sends(tmp_path: Path) -> None:
+    """The detector's canvas fits its images: one engine, its profile spanning those sizes, matches onnxruntime."""
+    from engine.backends.tensorrt import TensorRTBackend
+
+    spec, onnx_path = model_for("detector")
+    backend = TensorRTBackend(onnx_path, precision="fp16", max_batch=2, cache=EngineCache(tmp_path),
+                              **input_bounds(spec))
+    reference = OnnxRuntimeBackend(onnx_path)
+    rng = np.random.default_rng(2)
+    for height, width in [(480, 640), (368, 640), (160, 160), (16, 16)]:
+        batch = rng.random((2, 3, height, width), dtype=np.float32)
+        expected = reference.infer({spec.input.name: batch})
+        got = backend.infer({spec.input.name: batch})
+        for name, value in expected.items():
+            assert got[name].shape == value.shape
+            np.testing.assert_allclose(got[name], value, atol=5e-2)

@@ -10,6 +10,9 @@ import pytest
 from engine.backends import create_backend
 from engine.backends.base import BackendUnavailable
 from engine.backends.engine_cache import EngineCache, EngineKey, batch_profile
+from engine.detector import CANVAS_STEP
+from engine.pipeline import input_bounds, sample_shape
+from models.manifest import load_manifest
 
 SHA = "6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854"
 
@@ -25,6 +28,22 @@ def test_batch_profile_spans_one_to_max_with_the_sample_shape_fixed() -> None:
     assert batch_profile({"b": (1,), "a": (2,)}, 2)[0][0] == "a"
     with pytest.raises(ValueError):
         batch_profile({"input": (3,)}, 0)
+
+
+def test_batch_profile_spans_the_smallest_sample_where_one_is_given() -> None:
+    assert batch_profile({"input": (3, 480, 640), "other": (5,)}, 4, min_sample_shapes={"input": (3, 16, 16)}) == (
+        ("input", (1, 3, 16, 16), (4, 3, 480, 640), (4, 3, 480, 640)),
+        ("other", (1, 5), (4, 5), (4, 5)))
+
+
+def test_only_the_detector_input_varies_in_size() -> None:
+    manifest = load_manifest()
+    for spec in manifest.models.values():
+        bounds = input_bounds(spec)
+        (largest,) = bounds["sample_shapes"].values()
+        (smallest,) = bounds["min_sample_shapes"].values()
+        assert largest == sample_shape(spec)
+        assert smallest == ((largest[0], CANVAS_STEP, CANVAS_STEP) if spec.family == "ultraface" else largest)
 
 
 def test_key_is_stable() -> None:

@@ -38,11 +38,13 @@ class Backend(Protocol):
 def create_backend(
     name: str, onnx_path: Path, *, precision: str = "fp32", max_batch: int = 32, threads: int = 0,
     sample_shapes: dict[str, tuple[int, ...]] | None = None,
+    min_sample_shapes: dict[str, tuple[int, ...]] | None = None,
 ) -> Backend:
     """Build the backend called `name` for one model. GPU modules are imported only when asked for.
 
     `sample_shapes` (input name -> shape without the batch axis) fixes the axes an ONNX graph leaves free,
-    which an engine's optimization profile must bound; onnxruntime needs no such bound.
+    which an engine's optimization profile must bound, and `min_sample_shapes` the smallest sample where an
+    input varies in size (the detector's canvas); onnxruntime needs no such bound.
     """
     if name == "onnxruntime":
         from engine.backends.onnxruntime import OnnxRuntimeBackend
@@ -51,5 +53,6 @@ def create_backend(
     if name == "tensorrt":
         from engine.backends.tensorrt import TensorRTBackend
 
-        return TensorRTBackend(onnx_path, precision=precision, max_batch=max_batch, sample_shapes=sample_shapes)
+        return TensorRTBackend(onnx_path, precision=precision, max_batch=max_batch, sample_shapes=sample_shapes,
+                               min_sample_shapes=min_sample_shapes)
     raise ValueError(f"unknown backend {name!r}: use 'onnxruntime' or 'tensorrt'")

@@ -20,13 +20,17 @@ Shape = tuple[int, ...]
 Profile = tuple[tuple[str, Shape, Shape, Shape], ...]
 
 
-def batch_profile(sample_shapes: dict[str, Shape], max_batch: int, opt_batch: int | None = None) -> Profile:
-    """Batch 1..max_batch for every input, the other axes fixed; TensorRT tunes its kernels for `opt_batch`."""
+def batch_profile(sample_shapes: dict[str, Shape], max_batch: int, opt_batch: int | None = None,
+                  min_sample_shapes: dict[str, Shape] | None = None) -> Profile:
+    """Batch 1..max_batch for every input; the other axes from the input's smallest sample (`min_sample_shapes`,
+    default: fixed) to its largest; TensorRT tunes its kernels for `opt_batch` of the largest."""
     if max_batch < 1:
         raise ValueError("max_batch must be at least 1")
     opt = min(max_batch, opt_batch or max_batch)
+    smallest = min_sample_shapes or {}
     return tuple(
-        (name, (1, *shape), (opt, *shape), (max_batch, *shape)) for name, shape in sorted(sample_shapes.items())
+        (name, (1, *smallest.get(name, shape)), (opt, *shape), (max_batch, *shape))
+        for name, shape in sorted(sample_shapes.items())
     )
 
 

@@ -186,7 +186,8 @@ class TensorRTBackend:
     """One engine, one execution context, one CUDA stream; `infer` is serialised by a lock."""
 
     def __init__(self, onnx_path: Path, *, precision: str = "fp16", max_batch: int = 32,
-                 sample_shapes: dict[str, tuple[int, ...]] | None = None, calibrator: Any = None,
+                 sample_shapes: dict[str, tuple[int, ...]] | None = None,
+                 min_sample_shapes: dict[str, tuple[int, ...]] | None = None, calibrator: Any = None,
                  cache: EngineCache | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
@@ -196,7 +197,7 @@ class TensorRTBackend:
         self.max_batch = max_batch
         self.info = BackendInfo(name="tensorrt", precision=precision, device=self.gpu.name)
         shapes = sample_shapes or _onnx_sample_shapes(onnx_path)
-        profile_shapes = batch_profile(shapes, max_batch)
+        profile_shapes = batch_profile(shapes, max_batch, min_sample_shapes=min_sample_shapes)
         cache = cache or EngineCache(paths.engines_dir())
         key = EngineKey(sha256_of(onnx_path), version, self.gpu.name, self.gpu.compute_capability, precision,
                         profile_shapes)

@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.cuda.kernels import compile_kernel, source
 from engine.cuda.reference import inverse_affine
-from engine.preprocess import letterbox_geometry
+from engine.preprocess import letterbox_geometry, shrinks_by_area
 
 BLOCK = (16, 16, 1)
 MAX_SHRINK = 62  # area taps per axis the letterbox kernel holds (MAX_AREA_TAPS - 2)
@@ -52,13 +52,14 @@ class CudaPreprocessor:
         scales = []
         for slot, pixels in enumerate(images):
             factor, resized_w, resized_h = letterbox_geometry(pixels.shape, size, max_upscale)
-            if factor < 1 and max(pixels.shape[1] / resized_w, pixels.shape[0] / resized_h) > MAX_SHRINK:
+            area = shrinks_by_area(factor)
+            if area and max(pixels.shape[1] / resized_w, pixels.shape[0] / resized_h) > MAX_SHRINK:
                 raise ValueError(f"image {pixels.shape[1]}x{pixels.shape[0]} shrinks more than {MAX_SHRINK}x")
             source_pixels = self._upload(slot, pixels, stream)
             self._letterbox(
                 source_pixels, np.int32(pixels.shape[1]), np.int32(pixels.shape[0]), np.int32(pixels.shape[1] * 3),
                 np.uintp(destination + slot * 3 * width * height * 4), np.int32(width), np.int32(height),
-                np.int32(resized_w), np.int32(resized_h), np.int32(factor < 1),
+                np.int32(resized_w), np.int32(resized_h), np.int32(area),
                 np.float32(mean), np.float32(scale), np.int32(swap_rb),
                 block=BLOCK, grid=((width + 15) // 16, (height + 15) // 16), stream=stream)
             scales.append(factor)

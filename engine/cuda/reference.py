@@ -1,9 +1,10 @@
 """The NumPy references of the CUDA preprocessing kernels: the exact maths the kernels implement.
 
 They follow OpenCV (the CPU path in `engine.preprocess`) and are tested against it:
-- resize when enlarging: cv2 INTER_LINEAR for uint8, pixel-centre mapping, edge clamping and 11-bit fixed-point
-  weights with OpenCV's SIMD rounding (equal to cv2 on all but ~0.1% of pixels, which differ by one level);
-- resize when shrinking: cv2 INTER_AREA, its area-overlap weights in float (equal but for rare one-level ties);
+- resize when enlarging or shrinking by up to 2x: cv2 INTER_LINEAR for uint8, pixel-centre mapping, edge
+  clamping and 11-bit fixed-point weights with OpenCV's SIMD rounding (equal to cv2 on all but ~0.1% of
+  pixels, which differ by one level);
+- resize when shrinking more: cv2 INTER_AREA, its area-overlap weights in float (equal but for rare one-level ties);
 - the aligned-crop warp: cv2.warpAffine bilinear, border 0, in float32 coordinates and weights as OpenCV 5 does
   (OpenCV 4 rounded sample positions to 1/32 pixel: up to a few levels apart on noise);
 then (x - mean) * scale in float32 and HWC -> NCHW, as `cv2.dnn.blobFromImages` does.
@@ -15,7 +16,7 @@ import math
 
 import numpy as np
 
-from engine.preprocess import letterbox_geometry
+from engine.preprocess import letterbox_geometry, shrinks_by_area
 
 COEF_BITS = 11  # OpenCV's INTER_RESIZE_COEF_BITS
 
@@ -85,8 +86,7 @@ def letterbox_blob(pixels: np.ndarray, size: tuple[int, int], max_upscale: float
                    swap_rb: bool = False) -> tuple[np.ndarray, float]:
     """What the detector kernel writes for one image: resized top-left into a black `size` canvas, normalised."""
     factor, resized_w, resized_h = letterbox_geometry(pixels.shape, size, max_upscale)
-    shrink = factor < 1
-    resized = (resize_area if shrink else resize_linear)(pixels, resized_w, resized_h)
+    resized = (resize_area if shrinks_by_area(factor) else resize_linear)(pixels, resized_w, resized_h)
     canvas = np.zeros((size[1], size[0], pixels.shape[2]), dtype=np.uint8)
     canvas[:resized_h, :resized_w] = resized
     return normalise(canvas, mean, scale, swap_rb), factor
