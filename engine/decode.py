@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import simplejpeg
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import BadInput
 
@@ -25,7 +27,8 @@ class DecodeLimits:
     max_side: int = 12000
     max_pixels: int = 50_000_000
     min_side: int = 1
-    # Large JPEGs are decoded DCT-scaled (1/2, 1/4, 1/8) to the smallest size with this long side or more:
+    # Large JPEGs are decoded DCT-scaled (by n/8; rotated or CMYK ones by 1/2, 1/4, 1/8) to the smallest
+    # size with this long side or more:
     # 1.5x the detector's 640, so it sees the same pixels as from the full image (a 1920x1080 photo is
     # letterboxed to 640x360 either way) and the landmark and recognizer crops keep 1.5x its resolution.
     # Full HD decodes at 960x540 in a third of the time (docs/PERFORMANCE.md).
@@ -73,9 +76,12 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
             _check_bounds(image.size, limits)
+            plain = _decode_plain_jpeg(data, image, limits.decode_long_side) if kind == "jpeg" else None
+            if plain is not None:
+                return DecodedImage(pixels=plain, format=kind)
             if kind == "jpeg":
                 _draft_large_jpeg(image, limits.decode_long_side)
-            # In place: otherwise an upright photo (nearly all of them) is copied whole for nothing.
+            # In place: otherwise an upright photo is copied whole for nothing.
             ImageOps.exif_transpose(image, in_place=True)
             pixels = _rgb(image)
     except BadInput:
@@ -101,6 +107,22 @@ def _check_bounds(size: tuple[int, int], limits: DecodeLimits) -> None:
         raise BadInput(f"image dimensions {width}x{height} out of bounds")
     if width * height > limits.max_pixels:
         raise BadInput(f"image of {width}x{height} pixels is too large")
+
+
+def _decode_plain_jpeg(data: bytes, image: Image.Image, long_side: int) -> np.ndarray | None:
+    """A colour or grey, upright JPEG (what nearly every camera sends) by libjpeg-turbo straight into an
+    array, DCT-scaled (by n/8) to the smallest size with `long_side`: against Pillow, no copy out of the
+    image and the GIL released throughout (docs/PERFORMANCE.md). None for anything else, and for what
+    libjpeg only warns about (stray bytes, a short scan): Pillow decides those, as it always has."""
+    if image.mode not in ("RGB", "L") or image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        return None
+    width, height = image.size
+    ratio = min(1.0, long_side / max(width, height))
+    try:
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=math.ceil(width * ratio),
+                                      min_height=math.ceil(height * ratio))
+    except ValueError:
+        return None
 
 
 def _draft_large_jpeg(image: Image.Image, long_side: int) -> None:

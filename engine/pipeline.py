@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from engine.align import align_face
@@ -61,6 +63,14 @@ class CompareResult:
         return self.match is not None and self.match.similarity is not None and self.match.similarity >= self.threshold
 
 
+def intra_op_threads(requested: int, models: int) -> int:
+    """`requested`, or for 0 the cores this process may use shared out among the models, at least one each:
+    under load all the models run at once, and more threads than cores only fight (docs/PERFORMANCE.md)."""
+    if requested > 0:
+        return requested
+    return max(1, len(os.sched_getaffinity(0)) // models)
+
+
 def sample_shape(spec: ModelSpec) -> tuple[int, int, int]:
     """One input sample (C, H, W) as the manifest declares it: what fixes a TensorRT profile's free axes."""
     width, height = spec.input.size
@@ -87,8 +97,12 @@ class FacePipeline:
         (detector_spec,) = self.manifest.for_role("detector")
         (landmarks_spec,) = self.manifest.for_role("landmarks")
         recognizer_specs = self.manifest.for_role("recognizer")
-        self.backends = {spec.name: self._backend(spec)
-                         for spec in (detector_spec, landmarks_spec, *recognizer_specs)}
+        specs = (detector_spec, landmarks_spec, *recognizer_specs)
+        self.threads = intra_op_threads(config.threads, len(specs))
+        # OpenCV's pool (resize, warp, blob) is process-wide: as many threads as one model gets. The compares
+        # already run side by side; splitting a 1 ms resize across cores only adds wake-ups (docs/PERFORMANCE.md).
+        cv2.setNumThreads(self.threads)
+        self.backends = {spec.name: self._backend(spec) for spec in specs}
         self.detector = DETECTORS[detector_spec.family](self.backends[detector_spec.name], detector_spec,
                                                         max_faces=config.max_faces)
         self.landmarks = LANDMARKS[landmarks_spec.family](self.backends[landmarks_spec.name], landmarks_spec)
@@ -102,7 +116,7 @@ class FacePipeline:
 
     def _backend(self, spec: ModelSpec) -> Backend:
         return create_backend(self.config.backend, self._onnx_for(spec), precision=self.config.precision,
-                              max_batch=self.config.max_batch, threads=self.config.threads, **input_bounds(spec))
+                              max_batch=self.config.max_batch, threads=self.threads, **input_bounds(spec))
 
     def _onnx_for(self, spec: ModelSpec) -> Path:
         """INT8 runs the Q/DQ graph; TensorRT may instead hold an engine calibrated from the FP32 graph."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from engine.backends import Backend
@@ -37,7 +39,12 @@ class ArcFaceRecognizer:
 
 class RecognizerEnsemble:
     """Several recognizers on the same crop: unit embeddings concatenated and rescaled to unit length, so the
-    cosine of two ensemble embeddings is the mean of the members' cosines."""
+    cosine of two ensemble embeddings is the mean of the members' cosines.
+
+    The members run at once, the first in the caller's thread and the others in a small pool: a model runs
+    on one core (more intra-op threads cost more than they gain on these small graphs), so at low load the
+    second recognizer would otherwise leave a core idle (docs/PERFORMANCE.md).
+    """
 
     def __init__(self, members: list[ArcFaceRecognizer]) -> None:
         sizes = {member.spec.input.size for member in members}
@@ -45,6 +52,7 @@ class RecognizerEnsemble:
             raise ValueError(f"recognizers need one crop size, got {sorted(sizes)}")
         self.members = members
         self.crop_size: tuple[int, int] = sizes.pop()
+        self._pool = ThreadPoolExecutor(thread_name_prefix="recognizer") if len(members) > 1 else None
 
     @property
     def flip(self) -> bool:
@@ -53,5 +61,6 @@ class RecognizerEnsemble:
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
         if not crops:
             return np.zeros((0, 0), dtype=np.float32)
-        parts = [member.embed(crops) for member in self.members]
+        others = [self._pool.submit(member.embed, crops) for member in self.members[1:]] if self._pool else []
+        parts = [self.members[0].embed(crops), *(other.result() for other in others)]
         return np.concatenate(parts, axis=1) / np.sqrt(len(parts), dtype=np.float32)

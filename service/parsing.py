@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from engine.decode import MAX_IMAGE_BYTES
@@ -111,6 +111,12 @@ def _request(fields: dict[str, Any]) -> CompareRequest:
                           callback_url=parse_callback_url(fields.get("callbackUrl")))
 
 
+def media_type(content_type: str) -> str:
+    """The media type of a Content-Type header, lowercased, without its parameters. aiohttp's own
+    `request.content_type` runs the email package's header parser: 1 ms of the event loop per request."""
+    return content_type.partition(";")[0].strip().lower()
+
+
 async def parse_compare(request: web.Request, limit: int, timeout: float) -> CompareRequest:
     """The request's body by its content type: multipart/form-data, else JSON; `limit` is the body cap and
     `timeout` the seconds the whole body may take to arrive."""
@@ -123,7 +129,7 @@ async def parse_compare(request: web.Request, limit: int, timeout: float) -> Com
 async def _parse(request: web.Request, limit: int) -> CompareRequest:
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"request body is over {limit} bytes")
-    if request.content_type == "multipart/form-data":
+    if media_type(request.headers.get(hdrs.CONTENT_TYPE, "")) == "multipart/form-data":
         return _request(await _multipart_fields(request, limit))
     try:
         raw = await request.read()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from engine.decode import DecodeLimits, decode_image, sniff_format
 from engine.errors import BadInput
@@ -60,3 +62,41 @@ def test_one_pixel_and_sixteen_bit_images_decode() -> None:
     assert decode_image(encode(np.zeros((1, 1, 3), dtype=np.uint8), "PNG")).pixels.shape == (1, 1, 3)
     deep = save_image(Image.fromarray(np.full((8, 8), 40000, dtype=np.uint16)), "PNG")
     assert decode_image(deep).pixels.shape == (8, 8, 3)
+
+
+def _pillow_decoded(data: bytes, long_side: int) -> np.ndarray:
+    """The general path on its own: Pillow, DCT-scaled by its draft mode to at least `long_side`."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (long_side, long_side * image.height // image.width))
+        return np.asarray(image.convert("RGB"))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_plain_jpeg_fast_path_decodes_the_pixels_pillow_does(photo, mode: str) -> None:
+    """Upright colour and grey JPEGs go straight to libjpeg-turbo; the pixels are Pillow's, scaled alike."""
+    with Image.open(io.BytesIO(photo("sample1.jpg"))) as image:
+        data = save_image(image.convert(mode).resize((1920, 1080)), "JPEG", quality=90)
+    decoded = decode_image(data).pixels
+    expected = _pillow_decoded(data, 960)
+    assert decoded.shape == expected.shape == (540, 960, 3)
+    diff = np.abs(decoded.astype(int) - expected.astype(int))
+    assert diff.mean() < 0.5 and diff.max() <= 8
+
+
+def test_rotated_jpeg_takes_the_general_path_and_is_turned_upright(photo) -> None:
+    with Image.open(io.BytesIO(photo("sample1.jpg"))) as image:
+        exif = Image.Exif()
+        exif[ExifTags.Base.Orientation] = 6
+        upright = save_image(image, "JPEG", quality=90)
+        rotated = save_image(image, "JPEG", quality=90, exif=exif.tobytes())
+    height, width, _ = decode_image(upright).pixels.shape
+    assert decode_image(rotated).pixels.shape == (width, height, 3)
+
+
+def test_jpeg_libjpeg_only_warns_about_decodes_as_pillow_decodes_it(photo) -> None:
+    """Stray bytes before the scan: libjpeg-turbo's strict mode refuses them, Pillow accepts them, and so do we."""
+    data = photo("sample1.jpg")
+    scan = data.index(b"\xff\xda")
+    damaged = data[:scan] + b"\x00\x00" + data[scan:]
+    decoded = decode_image(damaged).pixels
+    np.testing.assert_array_equal(decoded, _pillow_decoded(damaged, 960))

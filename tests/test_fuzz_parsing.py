@@ -22,7 +22,7 @@ from yarl import URL
 
 from engine.decode import MAX_IMAGE_BYTES, decode_image
 from engine.errors import ApiError, BadInput
-from service.parsing import MAX_BASE64_CHARS, CompareRequest, decode_base64_image, parse_compare
+from service.parsing import MAX_BASE64_CHARS, CompareRequest, decode_base64_image, media_type, parse_compare
 from tests.fuzzing import (
     AIOHTTP_WARNINGS,
     PILLOW_WARNINGS,
@@ -126,3 +126,12 @@ def test_every_accepted_base64_form_gives_the_image_back(prefix: str, wrap: int,
 def test_base64_over_the_image_cap_is_refused_before_decoding() -> None:
     with pytest.raises(BadInput, match="over 5 MB"):
         decode_base64_image("A" * (MAX_BASE64_CHARS + 4))
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("multipart/form-data; boundary=x", "multipart/form-data"),
+    ('Multipart/Form-Data ;boundary="a;b"', "multipart/form-data"),
+    ("application/json", "application/json"), ("", ""), (" text/plain ", "text/plain"), (";", ""),
+])
+def test_media_type_is_the_header_before_its_parameters(header: str, expected: str) -> None:
+    assert media_type(header) == expected
