@@ -55,7 +55,7 @@ class VariantPipeline(FacePipeline):
 
     def _backend(self, spec: ModelSpec) -> Backend:
         return OnnxRuntimeBackend(self.models[spec.name].prepared, max_batch=self.config.max_batch,
-                                  threads=self.config.threads, optimisation=self.variant.optimisation,
+                                  threads=self.threads, optimisation=self.variant.optimisation,
                                   unfold=self.variant.unfold, spin=self.variant.spin)
 
 

@@ -17,6 +17,11 @@ from typing import Any
 import numpy as np
 
 
+def floor2(value: float) -> float:
+    """Two decimals, rounded down: a shown score never rounds up past a threshold."""
+    return math.floor(value * 100.0) / 100.0
+
+
 def score_for_far(far: float) -> float:
     """The score a false-accept rate maps to: 80 at 1e-4, ten points per decade."""
     return 40.0 - 10.0 * math.log10(far)
@@ -45,6 +50,7 @@ class SimilarityCalibration:
         return cosines, scores
 
     def similarity(self, cosine: float) -> float:
-        """0-100, monotonic in the cosine, clamped at both ends."""
+        """0-100 in two decimals (rounded down), monotonic in the cosine, clamped at both ends: the number
+        the API shows is the number `isMatch` compares with the threshold."""
         cosines, scores = self.knots
-        return float(np.clip(np.interp(cosine, cosines, scores), 0.0, 100.0))
+        return floor2(float(np.clip(np.interp(cosine, cosines, scores), 0.0, 100.0)))

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from typing import Any
 
 from engine.errors import ApiError
 from engine.pipeline import ChosenFace, CompareResult
+from engine.score import floor2
 
 API_TYPE = "compare_face"
 
 
 def new_transaction_id() -> str:
     return uuid.uuid4().hex
-
-
-def _floor2(value: float) -> float:
-    """Two decimals, rounded down: a shown score never rounds up past a threshold."""
-    return math.floor(value * 100.0) / 100.0
 
 
 def bounding_box(face: ChosenFace) -> dict[str, float]:
@@ -35,15 +30,14 @@ def bounding_box(face: ChosenFace) -> dict[str, float]:
 def _face_body(face: ChosenFace | None) -> dict[str, Any]:
     if face is None:
         return {"isAvailable": False, "confidence": 0.0, "boundingBox": None}
-    return {"isAvailable": True, "confidence": _floor2(face.detection.score * 100.0), "boundingBox": bounding_box(face)}
+    return {"isAvailable": True, "confidence": floor2(face.detection.score * 100.0), "boundingBox": bounding_box(face)}
 
 
 def compare_body(result: CompareResult, transaction_id: str) -> dict[str, Any]:
     """The 200 body of a compare."""
     match = _face_body(result.match)
-    similarity = _floor2(result.match.similarity) if result.match and result.match.similarity is not None else 0.0
-    match.update(similarity=similarity, isMatch=result.match is not None and similarity >= result.threshold,
-                 threshold=float(result.threshold))
+    similarity = result.match.similarity if result.match and result.match.similarity is not None else 0.0
+    match.update(similarity=similarity, isMatch=result.is_match, threshold=float(result.threshold))
     return {
         "statusCode": 200,
         "apiType": API_TYPE,

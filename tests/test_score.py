@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.pipeline import FacePipeline
+from engine.faces import Detection
+from engine.pipeline import ChosenFace, CompareResult, FacePipeline
 from engine.score import SimilarityCalibration, score_for_far
+from service.response import compare_body
 
 CALIBRATION = SimilarityCalibration(
     cosine_at_far={"1e-2": 0.2, "1e-3": 0.3, "1e-4": 0.4, "1e-5": 0.5, "1e-6": 0.6}, details={})
@@ -36,3 +38,14 @@ def test_a_non_monotonic_calibration_is_refused() -> None:
 def test_shipped_calibration_puts_threshold_80_at_far_1e4(pipeline: FacePipeline) -> None:
     shipped = pipeline.calibration
     assert shipped.similarity(shipped.cosine_at_far["1e-4"]) == pytest.approx(80)
+
+
+def test_shown_similarity_is_the_one_compared_with_the_threshold() -> None:
+    """80.009 shows as 80.00: against a threshold of 80.005 neither the pipeline nor the body calls it a match."""
+    similarity = CALIBRATION.similarity(0.40009)
+    assert similarity == 80.0
+    face = ChosenFace(Detection(0, 0, 10, 10, score=0.9), 100, 100, similarity=similarity)
+    for threshold, expected in ((80.005, False), (80.0, True)):
+        result = CompareResult(face=face, match=face, threshold=threshold)
+        body = compare_body(result, "t")["result"]["faceMatch"]
+        assert result.is_match is body["isMatch"] is expected and body["similarity"] == 80.0

@@ -19,8 +19,8 @@ OPTIMISATION = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
 
 
 def session_options(threads: int, optimisation: str = "all", spin: bool = False) -> ort.SessionOptions:
-    """Explicit threads and no spin-waiting: several models' pools, the compare threads and other
-    processes share a few cores, and a pool spinning for work only takes the cores from them."""
+    """Explicit threads, no spin-waiting and no per-shape memory plans: several models' pools, the compare
+    threads and other processes share a few cores, and a pool spinning for work only takes the cores from them."""
     options = ort.SessionOptions()
     options.graph_optimization_level = OPTIMISATION[optimisation]
     options.intra_op_num_threads = threads
@@ -28,6 +28,9 @@ def session_options(threads: int, optimisation: str = "all", spin: bool = False)
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.log_severity_level = 3
+    # A memory pattern is planned and kept per input shape; the detector's canvas fits each image, so its
+    # shapes vary and the kept plans raised peak RSS by 60 MB or more at no gain in speed (docs/PERFORMANCE.md).
+    options.enable_mem_pattern = False
     return options
 
 
