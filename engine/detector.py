@@ -1,8 +1,8 @@
 """Ultra-Light-Fast-Generic-Face-Detector (RFB): letterboxed input, priors for any size, decode, NMS.
 
-Why the canvas fits the images: the network is fully convolutional and its cost is its input's area, so a
-batch runs on the smallest canvas (in steps of `CANVAS_STEP` px) that holds its images letterboxed, within
-the manifest's size. A 16:9 photo needs 640x368 of the 640x480, a 250x250 one 256x256: the same pixels, a
+Why the canvas fits the image: the network is fully convolutional and its cost is its input's area, so each
+image runs on the smallest canvas (in steps of `CANVAS_STEP` px) that holds it letterboxed, within the
+manifest's size. A 16:9 photo needs 640x368 of the 640x480, a 250x250 one 256x256: the same pixels, a
 quarter less work or far less (docs/PERFORMANCE.md).
 """
 

@@ -1,5 +1,6 @@
 // Detector input from uint8 pixels, one thread per canvas pixel: resize (OpenCV INTER_AREA when `shrink` says,
-// INTER_LINEAR otherwise: engine.preprocess.shrinks_by_area), letterbox top-left into a black canvas, (x - mean) * scale, HWC -> planar.
+// INTER_LINEAR otherwise: engine.preprocess.shrinks_by_area), letterbox top-left into a black canvas,
+// (x - mean) * scale, HWC -> planar.
 // The same maths in NumPy, and what it matches: engine/cuda/reference.py (letterbox_blob).
 
 #define COEF_BITS 11
