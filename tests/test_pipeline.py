@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from engine.detector import priors_for
 from engine.faces import Detection
-from engine.pipeline import FacePipeline
+from engine.pipeline import FacePipeline, intra_op_threads
 from engine.preprocess import to_blob
 from tests.conftest import encode, save_image
 
@@ -156,3 +158,10 @@ def test_fitted_canvas_finds_the_faces_of_the_full_canvas(pipeline: FacePipeline
     assert len(fitted) == len(full) > 0
     for a, b in zip(fitted, full, strict=True):
         assert iou(a, b) > 0.98 and abs(a.score - b.score) < 0.01
+
+
+def test_threads_zero_shares_the_cores_among_the_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cores, models, expected in ((2, 4, 1), (8, 4, 2), (16, 4, 4), (1, 4, 1)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cores: set(range(n)))
+        assert intra_op_threads(0, models) == expected
+    assert intra_op_threads(3, 4) == 3
