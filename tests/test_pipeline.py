@@ -133,7 +133,6 @@ def test_batch_of_n_equals_batch_of_one(pipeline: FacePipeline, photo) -> None:
         np.testing.assert_allclose(batched[0].embedding, single[0].embedding, atol=1e-5)
 
 
-
 @pytest.mark.parametrize(("shape", "canvas"), [
     ((1080, 1920), (640, 368)), ((540, 960), (640, 368)), ((250, 250), (256, 256)), ((150, 150), (160, 160)),
     ((1, 1), (16, 16)), ((200, 3000), (640, 48)), ((480, 640), (640, 480)), ((2000, 2000), (480, 480)),
