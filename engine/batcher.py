@@ -2,18 +2,18 @@
 
 `DynamicBatcher` is itself a `Backend`, wrapped around a real one, so the pipeline and its adapters
 do not know it is there. One worker thread per model owns the wrapped backend: it takes the oldest
-waiting request and whatever compatible requests follow it, up to `max_batch` rows (and `max_batch_bytes`
-of input) or until the oldest has waited `max_wait_ms`, runs one `infer`, and hands each caller its own
-rows of the outputs.
+waiting request and whatever compatible requests follow it, up to `max_batch` rows (and, where the backend
+caps it, `max_batch_bytes` of input) or until the oldest has waited `max_wait_ms`, runs one `infer`, and
+hands each caller its own rows of the outputs.
 
 Why `callers`: a batch stops waiting as soon as every thread that could join it has. With one compare
 in flight, each of the four models would otherwise wait out `max_wait_ms` for nobody: 12 of the 44 ms
 of a compare over HTTP (docs/PERFORMANCE.md).
 
-Why a cap in bytes: on a CPU a batch gains nothing past a few rows (the recognizer takes 3.0 ms a crop
-alone, 3.9 ms a crop in a batch of 32), while the memory of one inference grows with it and the session's
-arena keeps its peak: 20 MB per 640x480 detector canvas, 6.4 MB per aligned crop. 2 MB of input is one
-canvas or 13 crops (docs/PERFORMANCE.md).
+Why a cap in bytes, on onnxruntime only (`engine.backends.limits`): on a CPU a batch gains nothing past a
+few rows (the recognizer takes 3.0 ms a crop alone, 3.9 ms a crop in a batch of 32), while the memory of one
+inference grows with it and the session's arena keeps its peak: 20 MB per 640x480 detector canvas, 6.4 MB
+per aligned crop. 2 MB of input is one canvas or 13 crops (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -73,14 +73,14 @@ class DynamicBatcher:
 
     def __init__(self, backend: Backend, *, name: str, max_batch: int | None = None, max_wait_ms: float = 2.0,
                  queue_size: int = 64, observer: BatchObserver | None = None, retry_after: int = 1,
-                 max_batch_bytes: int = 2 << 20, callers: Callable[[], int] | None = None) -> None:
+                 max_batch_bytes: int | None = None, callers: Callable[[], int] | None = None) -> None:
         self.backend = backend
         self.name = name
         self.info = backend.info
         self.input_names = backend.input_names
         self.output_names = backend.output_names
         self.max_batch = min(max_batch or backend.max_batch, backend.max_batch)
-        self.max_batch_bytes = max_batch_bytes
+        self.max_batch_bytes = backend.max_batch_bytes if max_batch_bytes is None else max_batch_bytes
         self.max_wait = max_wait_ms / 1000.0
         self.queue_size = queue_size
         self.callers = callers
@@ -114,14 +114,18 @@ class DynamicBatcher:
         return request.outputs
 
     def close(self) -> None:
-        """Refuse new requests, finish the queued ones, stop the worker."""
+        """Refuse new requests, finish the queued ones, stop the worker, then close the backend it wraps."""
         with self._cond:
-            self._closed = True
+            already, self._closed = self._closed, True
             self._cond.notify_all()
         self._thread.join()
+        if not already:
+            self.backend.close()
 
     def _row_limit(self, inputs: dict[str, np.ndarray]) -> int:
         """Rows per inference for inputs shaped like these: `max_batch`, fewer if their bytes would pass the cap."""
+        if self.max_batch_bytes is None:
+            return self.max_batch
         return max(1, min(self.max_batch, self.max_batch_bytes // max(1, _row_bytes(inputs))))
 
     def _report_depth(self) -> None:

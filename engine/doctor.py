@@ -116,9 +116,10 @@ def _tensorrt_backend() -> list[Finding]:
         gpu = backend.cuda_device()
     except BackendUnavailable as exc:
         return [*report, Finding("GPU", "none", str(exc))]
-    kind = "integrated (Jetson): zero-copy mapped buffers" if gpu.integrated else "discrete: copies to the device"
+    kind = "integrated (Jetson)" if gpu.integrated else "discrete"
     return [*report, Finding("GPU", f"{gpu.name}, compute capability {gpu.compute_capability[0]}."
-                             f"{gpu.compute_capability[1]}, {kind}"), Finding("TensorRT backend", "ready")]
+                             f"{gpu.compute_capability[1]}, {gpu.sm_count} SMs, {kind}; engine buffers: {gpu.memory} "
+                             "(FACECOMPARE_GPU_MEMORY overrides)"), Finding("TensorRT backend", "ready")]
 
 
 def _cache() -> list[Finding]:
@@ -135,7 +136,8 @@ def _cache() -> list[Finding]:
 
 
 def int8_models() -> list[Finding]:
-    """Whether the Q/DQ graphs `precision = "int8"` needs are there."""
+    """What `precision = "int8"` would load, by the route of the last calibration (docs/INT8.md)."""
+    from engine.backends.int8 import read_route
     from models.manifest import load_manifest
     from models.store import prepared_models
 
@@ -143,7 +145,17 @@ def int8_models() -> list[Finding]:
         models = prepared_models()
     except FileNotFoundError as exc:
         return [Finding("models", "not fetched", str(exc))]
+    route = read_route(paths.calibration_dir())
     names = [spec.name for spec in load_manifest().pipeline_models()]
+    if route.name == "calibrator":
+        built = {e["model"] for e in EngineCache(paths.engines_dir()).entries() if e.get("calibration")
+                 == route.calibration}
+        missing = [name for name in names if not any(model.startswith(name) for model in built)]
+        return [Finding("INT8 route", f"TensorRT calibrator (calibration {route.calibration[:12]}), engines "
+                        + ("for every model" if not missing else f"missing for {', '.join(missing)}"),
+                        "facecompare engines build --precision int8 --implicit --calibration DIR" if missing else None)]
     missing = [name for name in names if not models[name].quantized.exists()]
-    return [Finding("INT8 Q/DQ models", "none missing" if not missing else f"missing for {', '.join(missing)}",
-                    "facecompare engines build --precision int8 --calibration DIR --onnx-only" if missing else None)]
+    return [Finding("INT8 route", "Q/DQ models, " + ("none missing" if not missing else
+                                                     f"missing for {', '.join(missing)}"),
+                    "facecompare engines build --precision int8 --calibration DIR (add --onnx-only without a GPU)"
+                    if missing else None)]

@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.align import align_face
 from engine.backends import Backend, BackendInfo, create_backend
+from engine.backends.int8 import graph_for, read_route
 from engine.decode import DecodedImage, DecodeLimits, decode_image
 from engine.detector import CANVAS_STEP, UltraFaceDetector
 from engine.errors import InferenceFailed
@@ -19,6 +20,7 @@ from engine.faces import Detection, Face
 from engine.landmarks import Pfld68Landmarks
 from engine.recognizer import ArcFaceRecognizer, RecognizerEnsemble
 from engine.score import SimilarityCalibration
+from models import paths
 from models.manifest import Manifest, ModelSpec, load_manifest
 from models.store import PreparedModel, prepared_models
 
@@ -115,21 +117,24 @@ class FacePipeline:
         return SimilarityCalibration.load(self.manifest.pipeline.similarity_path)
 
     def _backend(self, spec: ModelSpec) -> Backend:
+        int8 = read_route(paths.calibration_dir()) if self.config.precision == "int8" else None
+        calibration = int8.calibration if int8 is not None and int8.name == "calibrator" else ""
         return create_backend(self.config.backend, self._onnx_for(spec), precision=self.config.precision,
-                              max_batch=self.config.max_batch, threads=self.threads, **input_bounds(spec))
+                              max_batch=self.config.max_batch, threads=self.threads, calibration=calibration,
+                              **input_bounds(spec))
 
     def _onnx_for(self, spec: ModelSpec) -> Path:
-        """INT8 runs the Q/DQ graph; TensorRT may instead hold an engine calibrated from the FP32 graph."""
+        """INT8 takes the route of the last calibration (`engine.backends.int8`, docs/INT8.md)."""
         model = self.models[spec.name]
         if self.config.precision != "int8":
             return model.prepared
-        if model.quantized.exists():
-            return model.quantized
-        if self.config.backend == "tensorrt":
-            return model.prepared
-        raise FileNotFoundError(
-            f"{spec.name}: no INT8 model at {model.quantized}; run "
-            "'facecompare engines build --precision int8 --calibration DIR --onnx-only'")
+        return graph_for(self.config.backend, read_route(paths.calibration_dir()), model.prepared, model.quantized,
+                         spec.name)
+
+    def close(self) -> None:
+        """Release every model, device memory included: at the service's shutdown, in tools and tests."""
+        for backend in self.backends.values():
+            backend.close()
 
     @property
     def backend_info(self) -> BackendInfo:

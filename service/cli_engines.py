@@ -13,72 +13,108 @@ from engine.backends.base import BackendUnavailable
 from models.manifest import ModelSpec
 
 
-def _quantize(folder: Path, photos: int, faces: int) -> int:
-    from calibration.build import calibration_set, write_qdq_models
+def _calibration(args: argparse.Namespace) -> tuple[Any, str] | None:
+    """The calibration set from --calibration DIR, made once for every model, and the digest of its photos."""
+    from calibration.build import calibration_set
     from calibration.dataset import photo_paths
+    from engine.backends.int8 import photos_digest
 
-    paths = photo_paths(folder)
-    if not paths:
-        print(f"no photos (jpg, png, bmp) under {folder}")
-        return 2
-    calibration = calibration_set(paths, max_detector=photos, max_faces=faces)
-    print(f"calibration set from {len(paths)} photos: {calibration.counts()}")
-    for name, path in write_qdq_models(calibration).items():
-        print(f"{name}: {path}")
-    return 0
+    photos = photo_paths(Path(args.calibration))
+    if not photos:
+        print(f"no photos (jpg, png, bmp) under {args.calibration}")
+        return None
+    calibration = calibration_set(photos, max_detector=args.photos, max_faces=args.faces)
+    print(f"calibration set from {len(photos)} photos: {calibration.counts()}")
+    return calibration, photos_digest(photos, args.photos, args.faces)
 
 
 def _engines_build(args: argparse.Namespace) -> int:
+    """One route per request (docs/INT8.md): fp16; int8 from Q/DQ models; int8 by TensorRT's calibrator."""
+    from engine.backends.int8 import Int8Route, Int8Unavailable, read_route, write_route
+    from engine.backends.trt_api import UnsupportedTensorRT
     from engine.pipeline import input_bounds
+    from models import paths
     from models.manifest import load_manifest
     from models.store import prepared_models
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.workspace_mb:
         os.environ["FACECOMPARE_TRT_WORKSPACE_MB"] = str(args.workspace_mb)
+    if args.implicit and (args.precision != "int8" or args.onnx_only):
+        print("--implicit is TensorRT's INT8 calibrator: it needs --precision int8 and builds engines")
+        return 2
     manifest, models = load_manifest(), prepared_models()
     specs = manifest.pipeline_models()
-    int8 = args.precision == "int8"
-    if int8 and args.calibration:
-        status = _quantize(Path(args.calibration), args.photos, args.faces)
-        if status:
-            return status
-    if int8 and not args.implicit and not all(models[s.name].quantized.exists() for s in specs):
-        print("INT8 needs calibration: add --calibration DIR (a folder of photos with faces, a few hundred)")
+    implicit = args.precision == "int8" and args.implicit
+    backend = None
+    if implicit or not args.onnx_only:
+        try:
+            from engine.backends import tensorrt as backend
+        except BackendUnavailable as exc:
+            print(f"TensorRT engines not built: {exc}")
+            return 1
+    calibration, route = None, read_route(paths.calibration_dir())
+    if args.precision == "int8" and args.calibration:
+        made = _calibration(args)
+        if made is None:
+            return 2
+        calibration, digest = made
+        route = Int8Route("calibrator" if implicit else "qdq", digest)
+        if not implicit:
+            from calibration.build import write_qdq_models
+
+            for name, path in write_qdq_models(calibration).items():
+                print(f"{name}: {path}")
+            write_route(paths.calibration_dir(), route)
+    elif implicit and route.name != "calibrator":
+        print("--implicit needs --calibration DIR (a folder of photos with faces, a few hundred)")
         return 2
     if args.onnx_only:
         return 0
     try:
-        from engine.backends import tensorrt as backend
-    except BackendUnavailable as exc:
+        for spec in specs:
+            model = models[spec.name]
+            onnx_path = model.prepared if args.precision != "int8" or implicit else model.quantized
+            if args.precision == "int8" and not implicit and not onnx_path.exists():
+                raise Int8Unavailable(f"{spec.name}: no Q/DQ model at {onnx_path}; add --calibration DIR "
+                                      "(a folder of photos with faces, a few hundred)")
+            calibrator = _calibrator(spec, onnx_path, backend, route, calibration, args.max_batch) if implicit \
+                else None
+            engine = backend.TensorRTBackend(onnx_path, precision=args.precision, max_batch=args.max_batch,
+                                             calibrator=calibrator, calibration=route.calibration if implicit else "",
+                                             **input_bounds(spec))
+            print(f"{spec.name}: {args.precision} engine ready on {engine.info.device} (batch up to "
+                  f"{engine.max_batch}, tuned for {engine.limits.opt_batch})")
+            engine.close()
+    except (UnsupportedTensorRT, Int8Unavailable) as exc:
         print(f"TensorRT engines not built: {exc}")
         return 1
-    for spec in specs:
-        model = models[spec.name]
-        onnx_path = model.quantized if int8 and not args.implicit else model.prepared
-        calibrator = _calibrator(args, spec, onnx_path, backend.trt.__version__) if int8 and args.implicit else None
-        engine = backend.TensorRTBackend(onnx_path, precision=args.precision, max_batch=args.max_batch,
-                                         calibrator=calibrator, **input_bounds(spec))
-        print(f"{spec.name}: {args.precision} engine ready on {engine.info.device}")
+    if implicit:
+        write_route(paths.calibration_dir(), route)
     return 0
 
 
-def _calibrator(args: argparse.Namespace, spec: ModelSpec, onnx_path: Path, trt_version: str) -> Any:
-    """The implicit route: TensorRT's entropy calibrator on the same calibration set (TensorRT 8.x/10.x)."""
-    from calibration.build import calibration_set
-    from calibration.dataset import photo_paths
+def _calibrator(spec: ModelSpec, onnx_path: Path, backend: Any, route: Any, calibration: Any, max_batch: int
+                ) -> Any:
+    """TensorRT's entropy calibrator (8.x/10.x) on the calibration set, fed at the profile's opt batch (where
+    TensorRT calibrates); its cache is named after the model, TensorRT version and calibration digest."""
     from calibration.naming import calibration_cache_name
     from calibration.trt_calibrator import entropy_calibrator
+    from engine.backends.int8 import Int8Unavailable
+    from engine.backends.limits import tensorrt_limits
+    from engine.pipeline import input_bounds
     from models import paths
     from models.registry import sha256_of
 
-    cache = paths.calibration_dir() / calibration_cache_name(spec.name, sha256_of(onnx_path), trt_version)
-    if not args.calibration and not cache.exists():
-        raise SystemExit(f"--implicit needs --calibration DIR (no calibration cache yet at {cache})")
-    calibration = calibration_set(photo_paths(Path(args.calibration)), max_detector=args.photos,
-                                  max_faces=args.faces) if args.calibration else None
-    batches = calibration.batches(spec.name, spec.input, args.max_batch) if calibration else iter(())
-    return entropy_calibrator(batches, args.max_batch, cache)
+    trt_version = backend.trt.__version__
+    cache = paths.calibration_dir() / calibration_cache_name(spec.name, sha256_of(onnx_path), trt_version,
+                                                             route.calibration)
+    if calibration is None and not cache.exists():
+        raise Int8Unavailable(f"no calibration cache at {cache}: run 'facecompare engines build --precision int8 "
+                              "--implicit --calibration DIR'")
+    batch = tensorrt_limits(input_bounds(spec)["sample_shapes"], max_batch).opt_batch
+    batches = calibration.batches(spec.name, spec.input, batch) if calibration is not None else iter(())
+    return entropy_calibrator(batches, batch, cache)
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -104,9 +140,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         dest="engines_command", required=True)
     build = engines.add_parser("build", help="build (or find cached) TensorRT engines for the pipeline's models")
     build.add_argument("--precision", choices=["fp16", "int8"], default="fp16")
-    build.add_argument("--calibration", metavar="DIR", help="photos to calibrate INT8 with (writes the Q/DQ models)")
+    build.add_argument("--calibration", metavar="DIR",
+                       help="photos to calibrate INT8 with (writes the Q/DQ models, or with --implicit the "
+                       "calibrator's cache)")
     build.add_argument("--implicit", action="store_true",
-                       help="INT8 by TensorRT's entropy calibrator instead of the Q/DQ models (TensorRT 8.x/10.x)")
+                       help="INT8 by TensorRT's entropy calibrator instead of Q/DQ models (TensorRT 8.x/10.x); "
+                       "no Q/DQ models are written")
     build.add_argument("--onnx-only", action="store_true", help="write the INT8 Q/DQ models, build no engine")
     build.add_argument("--max-batch", type=int, default=32, help="largest batch the engines accept")
     build.add_argument("--workspace-mb", type=int, default=None, help="builder scratch memory (default 512)")

@@ -41,11 +41,6 @@ class BatchedPipeline(FacePipeline):
         role = self.manifest.pipeline.roles()[spec.name]
         return DynamicBatcher(super()._backend(spec), name=role, max_batch=self.config.max_batch, **self._batching)
 
-    def close(self) -> None:
-        for backend in self.backends.values():
-            if isinstance(backend, DynamicBatcher):
-                backend.close()
-
 
 def warm_up(pipeline: FacePipeline) -> None:
     """One dummy inference per backend, through the model's own preprocessing: the same for every backend."""

@@ -99,12 +99,13 @@ def test_caller_over_max_batch_runs_in_chunks(photos: list[np.ndarray]) -> None:
 
 
 def _assert_one_call_matches_direct(batcher: DynamicBatcher, backend, name: str, rows: list[np.ndarray]) -> None:
-    """All rows in one call through the batcher (which closes after) give what the backend gives directly."""
+    """All rows in one call through the batcher (which closes after, the backend with it) give what the backend
+    gives directly."""
+    direct = backend.infer({name: np.concatenate(rows)})
     try:
         batched = batcher.infer({name: np.concatenate(rows)})
     finally:
         batcher.close()
-    direct = backend.infer({name: np.concatenate(rows)})
     for key in direct:
         np.testing.assert_allclose(batched[key], direct[key], rtol=1e-4, atol=1e-4)
 

@@ -15,17 +15,23 @@ from models.manifest import InputSpec
 SHA = "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581"
 
 
-def test_calibration_cache_name_carries_model_hash_and_tensorrt_version() -> None:
-    assert calibration_cache_name("fr_feature", SHA, "10.3.0") == "fr_feature-87aacdfe5751-trt10.3.0.calib"
-    assert calibration_cache_name("fr_feature", SHA, "8.6.2") != calibration_cache_name("fr_feature", SHA, "10.3.0")
-    assert calibration_cache_name("fr_feature", "0" * 64, "10.3.0") != calibration_cache_name(
-        "fr_feature", SHA, "10.3.0")
-    assert "/" not in calibration_cache_name("a/b c", SHA, "10.3.0+cuda12")
+PHOTOS = "c1f2e3d4a5b6" + "0" * 52
+
+
+def test_calibration_cache_name_carries_model_hash_tensorrt_version_and_photos() -> None:
+    name = calibration_cache_name("fr_feature", SHA, "10.3.0", PHOTOS)
+    assert name == "fr_feature-87aacdfe5751-trt10.3.0-c1f2e3d4a5b6.calib"
+    assert calibration_cache_name("fr_feature", SHA, "8.6.2", PHOTOS) != name
+    assert calibration_cache_name("fr_feature", "0" * 64, "10.3.0", PHOTOS) != name
+    assert calibration_cache_name("fr_feature", SHA, "10.3.0", "1" * 64) != name
+    assert "/" not in calibration_cache_name("a/b c", SHA, "10.3.0+cuda12", PHOTOS)
 
 
 def test_calibration_cache_name_refuses_a_non_hash() -> None:
     with pytest.raises(ValueError):
-        calibration_cache_name("fr_feature", "87aacdfe", "10.3.0")
+        calibration_cache_name("fr_feature", "87aacdfe", "10.3.0", PHOTOS)
+    with pytest.raises(ValueError):
+        calibration_cache_name("fr_feature", SHA, "10.3.0", "photos")
 
 
 def test_full_batches_rechunks_and_drops_the_short_tail() -> None:

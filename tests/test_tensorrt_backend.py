@@ -28,13 +28,25 @@ def landmarks():
     return model_for("landmarks")
 
 
-def test_fp16_engine_matches_onnxruntime_and_is_built_once(landmarks, tmp_path: Path) -> None:
-    from engine.backends.tensorrt import TensorRTBackend
+@pytest.fixture
+def engines():
+    """Makes TensorRT backends and closes each after the test, its CUDA context current (in order)."""
+    made = []
 
+    def make(*args, **kwargs):
+        made.append(engines(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
+def test_fp16_engine_matches_onnxruntime_and_is_built_once(landmarks, engines, tmp_path: Path) -> None:
     spec, onnx_path = landmarks
     cache = EngineCache(tmp_path)
     shapes = {spec.input.name: sample_shape(spec)}
-    backend = TensorRTBackend(onnx_path, precision="fp16", max_batch=8, sample_shapes=shapes, cache=cache)
+    backend = engines(onnx_path, precision="fp16", max_batch=8, sample_shapes=shapes, cache=cache)
     (entry,) = cache.entries()
     engine_file = tmp_path / entry["file"]
     built_at = engine_file.stat().st_mtime_ns
@@ -44,7 +56,7 @@ def test_fp16_engine_matches_onnxruntime_and_is_built_once(landmarks, tmp_path: 
     for name, value in expected.items():
         assert got[name].shape == value.shape
         np.testing.assert_allclose(got[name], value, atol=2e-2)
-    again = TensorRTBackend(onnx_path, precision="fp16", max_batch=8, sample_shapes=shapes, cache=cache)
+    again = engines(onnx_path, precision="fp16", max_batch=8, sample_shapes=shapes, cache=cache)
     assert engine_file.stat().st_mtime_ns == built_at and len(cache.entries()) == 1
     reloaded = again.infer({spec.input.name: batch})
     for name, value in got.items():
@@ -52,11 +64,9 @@ def test_fp16_engine_matches_onnxruntime_and_is_built_once(landmarks, tmp_path: 
     assert list(tmp_path.glob("timing-*.cache"))
 
 
-def test_batch_over_the_profile_runs_in_chunks(landmarks, tmp_path: Path) -> None:
-    from engine.backends.tensorrt import TensorRTBackend
-
+def test_batch_over_the_profile_runs_in_chunks(landmarks, engines, tmp_path: Path) -> None:
     spec, onnx_path = landmarks
-    backend = TensorRTBackend(onnx_path, precision="fp16", max_batch=2,
+    backend = engines(onnx_path, precision="fp16", max_batch=2,
                               sample_shapes={spec.input.name: sample_shape(spec)}, cache=EngineCache(tmp_path))
     batch = np.random.default_rng(1).random((5, *sample_shape(spec)), dtype=np.float32)
     whole = backend.infer({spec.input.name: batch})
@@ -68,12 +78,10 @@ def test_batch_over_the_profile_runs_in_chunks(landmarks, tmp_path: Path) -> Non
         backend.infer_on_device({spec.input.name: (3, *sample_shape(spec))})
 
 
-def test_detector_engine_runs_every_canvas_size_the_detector_sends(tmp_path: Path) -> None:
+def test_detector_engine_runs_every_canvas_size_the_detector_sends(engines, tmp_path: Path) -> None:
     """The detector's canvas fits its images: one engine, its profile spanning those sizes, matches onnxruntime."""
-    from engine.backends.tensorrt import TensorRTBackend
-
     spec, onnx_path = model_for("detector")
-    backend = TensorRTBackend(onnx_path, precision="fp16", max_batch=2, cache=EngineCache(tmp_path),
+    backend = engines(onnx_path, precision="fp16", max_batch=2, cache=EngineCache(tmp_path),
                               **input_bounds(spec))
     reference = OnnxRuntimeBackend(onnx_path)
     rng = np.random.default_rng(2)

@@ -18,7 +18,7 @@ SHA = "6c0256ccd3164f844736a401faf936ec2930764a87ae39442180887d0c5c8854"
 
 
 def key(**changes: object) -> EngineKey:
-    base = EngineKey(SHA, "10.3.0", "Orin", (8, 7), "fp16", batch_profile({"input": (3, 480, 640)}, 8))
+    base = EngineKey(SHA, "10.3.0", "Orin", (8, 7), 8, "fp16", batch_profile({"input": (3, 480, 640)}, 8))
     return dataclasses.replace(base, **changes)
 
 
@@ -56,6 +56,8 @@ def test_key_is_stable() -> None:
     {"trt_version": "8.6.2"},
     {"gpu_name": "Xavier"},
     {"compute_capability": (7, 2)},
+    {"sm_count": 16},
+    {"calibration": "1" * 64},
     {"precision": "int8"},
     {"profile": batch_profile({"input": (3, 480, 640)}, 16)},
     {"profile": batch_profile({"input": (3, 240, 320)}, 8)},

@@ -23,28 +23,37 @@ class BackendInfo:
 
 
 class Backend(Protocol):
-    """One loaded model. Inputs and outputs are named as in the ONNX graph; axis 0 is the batch."""
+    """One loaded model. Inputs and outputs are named as in the ONNX graph; axis 0 is the batch.
+
+    `max_batch` rows per inference at most, and `max_batch_bytes` of input where set (`engine.backends.limits`).
+    """
 
     info: BackendInfo
     input_names: list[str]
     output_names: list[str]
     max_batch: int
+    max_batch_bytes: int | None
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch. Every input's first axis is the batch, at most `max_batch`."""
+        ...
+
+    def close(self) -> None:
+        """Release what the model holds (device memory, sessions); the backend is unusable after."""
         ...
 
 
 def create_backend(
     name: str, onnx_path: Path, *, precision: str = "fp32", max_batch: int = 32, threads: int = 0,
     sample_shapes: dict[str, tuple[int, ...]] | None = None,
-    min_sample_shapes: dict[str, tuple[int, ...]] | None = None,
+    min_sample_shapes: dict[str, tuple[int, ...]] | None = None, calibration: str = "",
 ) -> Backend:
     """Build the backend called `name` for one model. GPU modules are imported only when asked for.
 
     `sample_shapes` (input name -> shape without the batch axis) fixes the axes an ONNX graph leaves free,
     which an engine's optimization profile must bound, and `min_sample_shapes` the smallest sample where an
-    input varies in size (the detector's canvas); onnxruntime needs no such bound.
+    input varies in size (the detector's canvas); onnxruntime needs no such bound. `calibration` names the
+    calibration an implicitly calibrated INT8 engine comes from (`engine.backends.int8`).
     """
     if name == "onnxruntime":
         from engine.backends.onnxruntime import OnnxRuntimeBackend
@@ -54,5 +63,5 @@ def create_backend(
         from engine.backends.tensorrt import TensorRTBackend
 
         return TensorRTBackend(onnx_path, precision=precision, max_batch=max_batch, sample_shapes=sample_shapes,
-                               min_sample_shapes=min_sample_shapes)
+                               min_sample_shapes=min_sample_shapes, calibration=calibration)
     raise ValueError(f"unknown backend {name!r}: use 'onnxruntime' or 'tensorrt'")

@@ -1,7 +1,7 @@
 """The engine cache: plans on disk under a key of everything that makes an engine invalid elsewhere.
 
-An engine only runs on the GPU model and TensorRT version that built it, for the exact ONNX bytes, precision
-and shape profile; all of them are in the key, so a change is a miss and a rebuild, never a wrong engine.
+An engine only runs on the GPU model and TensorRT version that built it, for the exact ONNX bytes, precision,
+shape profile and calibration; all of them are in the key, so a change is a miss and a rebuild, never a wrong engine.
 Plain Python: no TensorRT needed to compute keys, list or fill the cache.
 """
 
@@ -40,8 +40,13 @@ class EngineKey:
     trt_version: str
     gpu_name: str
     compute_capability: tuple[int, int]
+    # Every Orin module reports the name "Orin": the SM count tells an Orin Nano from an AGX Orin.
+    sm_count: int
     precision: str
     profile: Profile
+    # The digest of the photos an implicitly calibrated INT8 engine measured its ranges on ("" otherwise: a
+    # Q/DQ graph's ranges are in its bytes, hence in `onnx_sha256`).
+    calibration: str = ""
 
     def digest(self) -> str:
         canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))

@@ -9,6 +9,7 @@ import onnx
 import onnxruntime as ort
 
 from engine.backends.base import BackendInfo
+from engine.backends.limits import onnxruntime_limits
 from models.surgery import unfold_prelu
 
 # Measured per model on this hardware (docs/PERFORMANCE.md): "all" beats "basic" for every model we run,
@@ -49,9 +50,16 @@ class OnnxRuntimeBackend:
                                              providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self._session.get_inputs()]
         self.output_names = [o.name for o in self._session.get_outputs()]
-        self.max_batch = max_batch
+        limits = onnxruntime_limits(max_batch)
+        self.max_batch = limits.max_batch
+        self.max_batch_bytes = limits.max_batch_bytes
         self.info = BackendInfo(name="onnxruntime", precision=precision, device="cpu")
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._session is None:
+            raise RuntimeError("the model was closed")
         outputs = self._session.run(self.output_names, inputs)
         return dict(zip(self.output_names, outputs, strict=True))
+
+    def close(self) -> None:
+        self._session = None

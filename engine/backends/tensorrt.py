@@ -1,12 +1,14 @@
 """TensorRT on an NVIDIA GPU: engines built from the ONNX graphs, cached on disk, run with pycuda.
 
 Every TensorRT name used here is listed per version in `engine.backends.trt_api`, which a test checks this
-file against. Host buffers are page-locked; on an integrated GPU (Jetson) they are mapped, so the GPU reads
-and writes them in place and no copy is made.
+file against. Where inputs and outputs live is chosen per device (`engine.backends.gpu_memory`); everything
+runs in the device's primary context, the one the CUDA runtime and so TensorRT use, and `close()` releases
+it all in order with that context current (`engine.backends.teardown`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import threading
@@ -21,7 +23,11 @@ import numpy as np
 
 from engine.backends.base import BackendInfo, BackendUnavailable
 from engine.backends.engine_cache import EngineCache, EngineKey, Profile, batch_profile
-from engine.backends.trt_api import check_version
+from engine.backends.gpu_memory import choose_strategy
+from engine.backends.int8 import require_ranges
+from engine.backends.limits import tensorrt_limits
+from engine.backends.teardown import release_in_order
+from engine.backends.trt_api import check_version, numpy_dtype
 from models import paths
 from models.registry import sha256_of
 
@@ -46,18 +52,39 @@ def workspace_bytes() -> int:
     return int(os.environ.get("FACECOMPARE_TRT_WORKSPACE_MB", DEFAULT_WORKSPACE_MB)) * (1 << 20)
 
 
+CU_CTX_SCHED_BLOCKING_SYNC = 0x04
+
+
+def _prefer_blocking_sync(ordinal: int) -> None:
+    """Wait for the GPU by sleeping, not spinning: a Jetson's few CPU cores decode and serve meanwhile. Set on
+    the primary context before it is first used; if TensorRT already made it active the driver keeps its flags."""
+    try:
+        result = ctypes.CDLL("libcuda.so.1").cuDevicePrimaryCtxSetFlags_v2(ctypes.c_int(ordinal),
+                                                                          ctypes.c_uint(CU_CTX_SCHED_BLOCKING_SYNC))
+    except (OSError, AttributeError) as exc:
+        result = str(exc)
+    if result:
+        log.info("primary context keeps its scheduling flags (%s)", result)
+
+
 class CudaDevice:
-    """One CUDA context per process, pushed by whichever thread uses it."""
+    """The device's primary context, retained once per process and pushed by whichever thread uses it.
+
+    The primary context is the CUDA runtime's, which TensorRT allocates in: a context of our own would cost a
+    second set of per-context memory (shared with the CPU on a Jetson) and leave TensorRT's allocations in a
+    context we do not control. It always supports mapped page-locked memory.
+    """
 
     def __init__(self, ordinal: int = 0) -> None:
         cuda.init()
         self.device = cuda.Device(ordinal)
-        # MAP_HOST lets page-locked memory be mapped into the device's address space (zero copy on Jetson).
-        self.cuda_context = self.device.make_context(flags=cuda.ctx_flags.SCHED_BLOCKING_SYNC | cuda.ctx_flags.MAP_HOST)
-        self.cuda_context.pop()
+        _prefer_blocking_sync(ordinal)
+        self.cuda_context = self.device.retain_primary_context()
         self.name = self.device.name()
         self.compute_capability: tuple[int, int] = tuple(self.device.compute_capability())
+        self.sm_count = int(self.device.get_attribute(cuda.device_attribute.MULTIPROCESSOR_COUNT))
         self.integrated = bool(self.device.get_attribute(cuda.device_attribute.INTEGRATED))
+        self.memory = choose_strategy(self.integrated, self.compute_capability)
 
     @contextmanager
     def active(self) -> Iterator[None]:
@@ -66,6 +93,12 @@ class CudaDevice:
             yield
         finally:
             cuda.Context.pop()
+
+
+@lru_cache(maxsize=1)
+def trt_logger() -> Any:
+    """One logger per process: TensorRT warns when a second one is passed to a builder or runtime."""
+    return trt.Logger(trt.Logger.WARNING)
 
 
 @lru_cache(maxsize=1)
@@ -124,7 +157,7 @@ def _heartbeat(label: str, start: float, *, enabled: bool, every: float = 30.0) 
 def build_plan(onnx_path: Path, *, precision: str, profile_shapes: Profile, timing_cache: Path,
                workspace: int, calibrator: Any = None, label: str = "") -> bytes:
     """Parse the ONNX graph and build a serialized engine; the timing cache is read first and saved after."""
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = trt_logger()
     builder = trt.Builder(logger)
     # Explicit batch is a flag before 10, the only mode in 10 (flag ignored) and the flag is gone in 11.
     explicit = check_version(trt.__version__) in ("8.5", "8.6")
@@ -143,6 +176,7 @@ def build_plan(onnx_path: Path, *, precision: str, profile_shapes: Profile, timi
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         # With Q/DQ nodes the graph carries its scales; without them the calibrator measures them.
+        require_ranges(onnx_path, calibrator)
         config.set_flag(trt.BuilderFlag.INT8)
         if calibrator is not None:
             config.int8_calibrator = calibrator
@@ -165,42 +199,55 @@ def build_plan(onnx_path: Path, *, precision: str, profile_shapes: Profile, timi
 
 
 class _Buffer:
-    """One tensor's page-locked host memory and its device address (the same memory when mapped)."""
+    """One tensor's host array and its device address: the same memory when mapped, else a device allocation
+    copied to and from page-locked ("pinned") or ordinary ("device") host memory."""
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, mapped: bool) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, strategy: str) -> None:
         size = int(np.prod(shape))
-        if mapped:
+        if strategy == "mapped":
             self.host = cuda.pagelocked_empty(size, dtype, mem_flags=cuda.host_alloc_flags.DEVICEMAP)
             self.device = None
             self.address = int(self.host.base.get_device_pointer())
         else:
-            self.host = cuda.pagelocked_empty(size, dtype)
+            self.host = cuda.pagelocked_empty(size, dtype) if strategy == "pinned" else np.empty(size, dtype)
             self.device = cuda.mem_alloc(self.host.nbytes)
             self.address = int(self.device)
 
     def view(self, shape: tuple[int, ...]) -> np.ndarray:
         return self.host[: int(np.prod(shape))].reshape(shape)
 
+    def free(self) -> None:
+        if self.device is not None:
+            self.device.free()
+        if hasattr(self.host.base, "free"):  # page-locked: pycuda's host allocation
+            self.host.base.free()
+
 
 class TensorRTBackend:
-    """One engine, one execution context, one CUDA stream; `infer` is serialised by a lock."""
+    """One engine, one execution context, one CUDA stream; `infer` is serialised by a lock; `close()` frees it.
+
+    `calibration` is the digest of the photos an implicitly calibrated INT8 engine was built from (part of
+    its cache key); such an engine is built only by `engines build --implicit`, which passes the calibrator.
+    """
 
     def __init__(self, onnx_path: Path, *, precision: str = "fp16", max_batch: int = 32,
                  sample_shapes: dict[str, tuple[int, ...]] | None = None,
                  min_sample_shapes: dict[str, tuple[int, ...]] | None = None, calibrator: Any = None,
-                 cache: EngineCache | None = None) -> None:
+                 calibration: str = "", cache: EngineCache | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
         version = trt.__version__
         check_version(version)
         self.gpu = cuda_device()
-        self.max_batch = max_batch
-        self.info = BackendInfo(name="tensorrt", precision=precision, device=self.gpu.name)
         shapes = sample_shapes or _onnx_sample_shapes(onnx_path)
-        profile_shapes = batch_profile(shapes, max_batch, min_sample_shapes=min_sample_shapes)
+        self.limits = tensorrt_limits(shapes, max_batch)
+        self.max_batch = self.limits.max_batch
+        self.max_batch_bytes = self.limits.max_batch_bytes
+        self.info = BackendInfo(name="tensorrt", precision=precision, device=self.gpu.name)
+        profile_shapes = batch_profile(shapes, self.max_batch, self.limits.opt_batch, min_sample_shapes)
         cache = cache or EngineCache(paths.engines_dir())
-        key = EngineKey(sha256_of(onnx_path), version, self.gpu.name, self.gpu.compute_capability, precision,
-                        profile_shapes)
+        key = EngineKey(sha256_of(onnx_path), version, self.gpu.name, self.gpu.compute_capability, self.gpu.sm_count,
+                        precision, profile_shapes, calibration)
         label = onnx_path.name.split(".")[0]
         with self.gpu.active():
             plan, built = cache.get_or_build(key, label, lambda: build_plan(
@@ -213,7 +260,7 @@ class TensorRTBackend:
         self._lock = threading.Lock()
 
     def _load(self, plan: bytes, shapes: dict[str, tuple[int, ...]]) -> None:
-        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self._runtime = trt.Runtime(trt_logger())
         engine = self._runtime.deserialize_cuda_engine(plan)
         if engine is None:
             raise RuntimeError("TensorRT could not load the cached engine; delete it to rebuild")
@@ -222,16 +269,21 @@ class TensorRTBackend:
         self.input_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if n not in self.input_names]
         for name in self.input_names:
-            context.set_input_shape(name, (self.max_batch, *shapes[name]))
+            _set_input_shape(context, name, (self.max_batch, *shapes[name]))
         self._buffers = {
-            name: _Buffer(tuple(context.get_tensor_shape(name)), np.dtype(trt.nptype(engine.get_tensor_dtype(name))),
-                          self.gpu.integrated)
+            name: _Buffer(tuple(context.get_tensor_shape(name)), numpy_dtype(engine.get_tensor_dtype(name)),
+                          self.gpu.memory)
             for name in names
         }
         for name, buffer in self._buffers.items():
             context.set_tensor_address(name, buffer.address)
         self._engine, self._context = engine, context
         self._stream = cuda.Stream()
+
+    def close(self) -> None:
+        """Execution context, engine, runtime, buffers, stream: released in that order, the context current."""
+        with self._lock:
+            release_in_order(self, self.gpu.active)
 
     def device_input(self, name: str) -> tuple[int, Any]:
         """The device address of an input and the engine's stream: where a CUDA preprocessing kernel writes."""
@@ -263,7 +315,7 @@ class TensorRTBackend:
         for name, shape in shapes.items():
             if shape[0] > self.max_batch:
                 raise ValueError(f"batch of {shape[0]} is over max_batch {self.max_batch}")
-            context.set_input_shape(name, shape)
+            _set_input_shape(context, name, shape)
         if not context.execute_async_v3(self._stream.handle):
             raise RuntimeError("TensorRT execution failed")
         outputs = {}
@@ -274,6 +326,13 @@ class TensorRTBackend:
                 cuda.memcpy_dtoh_async(outputs[name], buffer.device, self._stream)
         self._stream.synchronize()
         return {name: array.copy() for name, array in outputs.items()}
+
+
+def _set_input_shape(context: Any, name: str, shape: tuple[int, ...]) -> None:
+    """`set_input_shape` returns False (and only logs) for a shape outside the profile: say which one."""
+    if not context.set_input_shape(name, shape):
+        raise ValueError(f"input {name} of shape {tuple(shape)} is outside the engine's optimization profile; "
+                         "rebuild the engines with the service's max_batch (facecompare engines build --max-batch)")
 
 
 def _onnx_sample_shapes(onnx_path: Path) -> dict[str, tuple[int, ...]]:

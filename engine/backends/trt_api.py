@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 SERIES = ("8.5", "8.6", "10", "11")
 SUPPORTED = ("8.5", "8.6", "10")
 
@@ -63,7 +65,6 @@ API: dict[str, tuple[str, ...]] = {
     "IExecutionContext.get_tensor_shape": _ALL,
     "IExecutionContext.set_tensor_address": _ALL,
     "IExecutionContext.execute_async_v3": _ALL,
-    "nptype": _ALL,
     # Implicit INT8 calibration: deprecated from 10.1, removed in 11 (strongly typed networks only).
     "IInt8EntropyCalibrator2": _BEFORE_11,
     "IInt8EntropyCalibrator2.get_batch_size": _BEFORE_11,
@@ -122,3 +123,25 @@ def check_version(version: str) -> str:
         f"TensorRT {version} is not supported: the backend needs the name-based I/O API of 8.5 or later "
         f"and supports the series {', '.join(SUPPORTED)} (JetPack 5.1 has 8.5, 6.0 has 8.6, 6.1/6.2 have 10.3)."
     )
+
+
+# TensorRT DataType member name -> NumPy dtype. Our own table rather than `trt.nptype`: TensorRT 8.5's (JetPack
+# 5.1) maps BOOL through `np.bool`, which NumPy 1.24 removed, so its first engine load raised AttributeError
+# (NVIDIA/TensorRT issues 2557, 2701). Types NumPy lacks (BF16, FP8, INT4) are refused by name.
+NUMPY_DTYPES: dict[str, np.dtype] = {
+    "FLOAT": np.dtype(np.float32),
+    "HALF": np.dtype(np.float16),
+    "INT8": np.dtype(np.int8),
+    "INT32": np.dtype(np.int32),
+    "INT64": np.dtype(np.int64),
+    "BOOL": np.dtype(np.bool_),
+    "UINT8": np.dtype(np.uint8),
+}
+
+
+def numpy_dtype(data_type: object) -> np.dtype:
+    """The NumPy dtype of a `trt.DataType` member (or anything with its `name`)."""
+    name = getattr(data_type, "name", str(data_type).rsplit(".", 1)[-1])
+    if name not in NUMPY_DTYPES:
+        raise TypeError(f"TensorRT tensor type {name} has no NumPy equivalent the backend supports")
+    return NUMPY_DTYPES[name]

@@ -26,9 +26,10 @@ class CheckResult:
     cubin_bytes: int = 0
 
 
-def compile_kernel(file: str, text: str, arch: str) -> bytes:
-    """A cubin of one source; also fails when an entry point it should define is missing."""
-    cubin = compile_cubin(text, file, arch, OPTIONS)
+def compile_kernel(file: str, text: str, arch: str, toolkit_first: bool = False) -> bytes:
+    """A cubin of one source; also fails when an entry point it should define is missing. `toolkit_first`
+    at run time: the device's own NVRTC before the test extra's wheel."""
+    cubin = compile_cubin(text, file, arch, OPTIONS, toolkit_first)
     missing = [k for k in KERNELS.get(file, ()) if k.encode() + b"\0" not in cubin]
     if missing:
         raise CompileError(f"{file} for {arch}: no kernel {', '.join(missing)}")

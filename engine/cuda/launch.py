@@ -26,8 +26,8 @@ class CudaPreprocessor:
 
         self._cuda = cuda
         arch = "sm_{}{}".format(*compute_capability)
-        letterbox = cuda.module_from_buffer(compile_kernel("letterbox.cu", source("letterbox.cu"), arch))
-        warp = cuda.module_from_buffer(compile_kernel("warp.cu", source("warp.cu"), arch))
+        letterbox = cuda.module_from_buffer(compile_kernel("letterbox.cu", source("letterbox.cu"), arch, True))
+        warp = cuda.module_from_buffer(compile_kernel("warp.cu", source("warp.cu"), arch, True))
         self._letterbox = letterbox.get_function("letterbox_normalise")
         self._warp = warp.get_function("warp_normalise")
         self._uploads: dict[int, tuple[Any, Any]] = {}

@@ -24,15 +24,21 @@ class CompileError(RuntimeError):
     """NVRTC refused a source; the message carries its log."""
 
 
-def library_candidates() -> list[Path]:
-    """Where libnvrtc may be: the PyPI wheel first (the version CI pins), then a CUDA install (JetPack)."""
-    found: list[Path] = []
+def library_candidates(toolkit_first: bool = False) -> list[Path]:
+    """Where libnvrtc may be: the PyPI wheel (the version CI pins) and the device's CUDA install (JetPack's).
+
+    The kernel check wants the pinned wheel first; at run time (`toolkit_first`) the device's own toolkit comes
+    first, as its NVRTC matches its driver and knows its GPU, and the wheel is only a test extra.
+    """
+    wheel: list[Path] = []
     spec = importlib.util.find_spec("nvidia.cuda_nvrtc") if importlib.util.find_spec("nvidia") else None
     for location in (spec.submodule_search_locations or []) if spec else []:
-        found += sorted(Path(location, "lib").glob("libnvrtc.so*"))
+        wheel += sorted(Path(location, "lib").glob("libnvrtc.so*"))
+    toolkit: list[Path] = []
     for root in (os.environ.get("CUDA_HOME"), "/usr/local/cuda"):
         if root:
-            found += sorted(Path(root, "lib64").glob("libnvrtc.so*"))
+            toolkit += sorted(Path(root, "lib64").glob("libnvrtc.so*"))
+    found = toolkit + wheel if toolkit_first else wheel + toolkit
     system = ctypes.util.find_library("nvrtc")
     if system:
         found.append(Path(system))
@@ -40,8 +46,8 @@ def library_candidates() -> list[Path]:
 
 
 @cache
-def _library() -> ctypes.CDLL:
-    for candidate in library_candidates():
+def _library(toolkit_first: bool = False) -> ctypes.CDLL:
+    for candidate in library_candidates(toolkit_first):
         try:
             lib = ctypes.CDLL(str(candidate))
         except OSError:
@@ -63,9 +69,10 @@ def version() -> tuple[int, int]:
     return major.value, minor.value
 
 
-def compile_cubin(source: str, name: str, arch: str, options: Sequence[str] = ()) -> bytes:
+def compile_cubin(source: str, name: str, arch: str, options: Sequence[str] = (), toolkit_first: bool = False
+                  ) -> bytes:
     """Compile `source` for `arch` (e.g. "sm_87") to a cubin; CompileError with NVRTC's log on failure."""
-    lib = _library()
+    lib = _library(toolkit_first)
     program = ctypes.c_void_p()
     _check(lib.nvrtcCreateProgram(ctypes.byref(program), source.encode(), name.encode(), 0, None, None))
     try:
@@ -73,7 +80,7 @@ def compile_cubin(source: str, name: str, arch: str, options: Sequence[str] = ()
         argv = (ctypes.c_char_p * len(flags))(*(f.encode() for f in flags))
         result = lib.nvrtcCompileProgram(program, len(flags), argv)
         if result:
-            raise CompileError(f"{name} for {arch}: {lib.nvrtcGetErrorString(result).decode()}\n{_log(program)}")
+            raise CompileError(f"{name} for {arch}: {lib.nvrtcGetErrorString(result).decode()}\n{_log(lib, program)}")
         size = ctypes.c_size_t()
         _check(lib.nvrtcGetCUBINSize(program, ctypes.byref(size)))
         cubin = ctypes.create_string_buffer(size.value)
@@ -83,8 +90,7 @@ def compile_cubin(source: str, name: str, arch: str, options: Sequence[str] = ()
         lib.nvrtcDestroyProgram(ctypes.byref(program))
 
 
-def _log(program: ctypes.c_void_p) -> str:
-    lib = _library()
+def _log(lib: ctypes.CDLL, program: ctypes.c_void_p) -> str:
     size = ctypes.c_size_t()
     _check(lib.nvrtcGetProgramLogSize(program, ctypes.byref(size)))
     log = ctypes.create_string_buffer(size.value)
