@@ -31,10 +31,12 @@ def landmarks():
 @pytest.fixture
 def engines():
     """Makes TensorRT backends and closes each after the test, its CUDA context current (in order)."""
+    from engine.backends.tensorrt import TensorRTBackend
+
     made = []
 
     def make(*args, **kwargs):
-        made.append(engines(*args, **kwargs))
+        made.append(TensorRTBackend(*args, **kwargs))
         return made[-1]
 
     yield make
