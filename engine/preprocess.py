@@ -1,6 +1,10 @@
-"""Pixel work shared by the adapters, one OpenCV call each; the CUDA kernels are checked against these."""
+"""Pixels into model inputs. A stage describes its input (`Letterbox`, `Crop`, `Warp`: uint8 pixels and
+geometry); the backend prepares it: onnxruntime with the OpenCV calls here (`cpu_blob`), TensorRT with the
+CUDA kernels (engine/cuda), which the suite holds against these."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -54,3 +58,77 @@ def warp_face(pixels: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> 
     """The aligned crop: an affine warp of the image, bilinear, black outside the image."""
     return cv2.warpAffine(pixels, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=0)
+
+
+@dataclass(frozen=True, eq=False)
+class Letterbox:
+    """The detector's input: the image resized keeping its aspect ratio to fit `fit` (width, height), at most
+    `max_upscale`, top-left on a black `canvas` (width, height)."""
+
+    pixels: np.ndarray
+    fit: tuple[int, int]
+    canvas: tuple[int, int]
+    max_upscale: float
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.canvas
+
+    def image(self) -> np.ndarray:
+        return letterbox(self.pixels, self.fit, self.max_upscale, self.canvas)[0]
+
+
+@dataclass(frozen=True, eq=False)
+class Crop:
+    """The landmark model's input: the `box` (x, y, width, height) of the image, resized to `size`."""
+
+    pixels: np.ndarray
+    box: tuple[int, int, int, int]
+    size: tuple[int, int]
+
+    def image(self) -> np.ndarray:
+        x, y, width, height = self.box
+        return self.pixels[y : y + height, x : x + width]
+
+
+@dataclass(frozen=True, eq=False)
+class Warp:
+    """The recognizer's input: the image warped by the 2x3 image->crop `matrix` into `size`, mirrored left to
+    right when `flip`."""
+
+    pixels: np.ndarray
+    matrix: np.ndarray
+    size: tuple[int, int]
+    flip: bool = False
+
+    def image(self) -> np.ndarray:
+        return warp_face(self.pixels, self.matrix, self.size)
+
+
+ImageInput = Letterbox | Crop | Warp
+
+
+def tensor_shape(request: ImageInput, spec: InputSpec) -> tuple[int, int, int]:
+    """(C, H, W) of one request's row of the model input."""
+    width, height = request.size
+    return (1 if spec.channels == "grey" else 3, height, width)
+
+
+def cpu_blob(spec: InputSpec, requests: list[ImageInput]) -> np.ndarray:
+    """The model input for requests of one size, made with OpenCV: what the onnxruntime backend runs. A crop
+    wanted both ways (the recognizer's flip) is warped once."""
+    warped: dict[tuple[int, int], np.ndarray] = {}
+    images = []
+    for request in requests:
+        key = (id(request.pixels), id(getattr(request, "matrix", None)))
+        if isinstance(request, Warp) and key in warped:
+            images.append(warped[key])
+            continue
+        images.append(request.image())
+        if isinstance(request, Warp):
+            warped[key] = images[-1]
+    blob = to_blob(images, spec, requests[0].size)
+    flipped = [index for index, request in enumerate(requests) if isinstance(request, Warp) and request.flip]
+    if flipped:
+        blob[flipped] = blob[flipped][..., ::-1]
+    return blob

@@ -8,7 +8,7 @@ from importlib import resources
 from engine.cuda.nvrtc import CompileError, compile_cubin
 
 # Source file -> the kernels (extern "C" entry points) it defines.
-KERNELS = {"letterbox.cu": ("letterbox_normalise",), "warp.cu": ("warp_normalise",)}
+KERNELS = {"resize.cu": ("letterbox_normalise", "crop_normalise"), "warp.cu": ("warp_normalise",)}
 ARCHS = ("sm_53", "sm_62", "sm_72", "sm_87")
 # No contraction into fused multiply-adds: the NumPy references round each product as the kernels must.
 OPTIONS = ("--fmad=false",)

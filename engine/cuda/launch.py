@@ -1,35 +1,47 @@
 """The preprocessing kernels launched with pycuda, writing straight into an engine's input buffer (GPU only).
 
-Uploads are uint8 pixels (4x fewer bytes than float32); the kernels resize/warp, normalise and lay out NCHW on
-the engine's own stream. Call inside the CUDA context the engine uses; pycuda is imported only here.
+Uploads are uint8 pixels (4x fewer bytes than float32), each image once per batch however many of its faces
+the batch holds; the kernels resize/crop/warp, normalise and lay out NCHW on the engine's own stream. Call
+inside the CUDA context the engine uses; pycuda is imported only here.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
 
-from engine.cuda.kernels import compile_kernel, source
-from engine.cuda.reference import inverse_affine
-from engine.preprocess import letterbox_geometry, shrinks_by_area
+from engine.cuda.calls import kernel_call
+from engine.cuda.kernels import KERNELS, compile_kernel, source
+from engine.preprocess import ImageInput, tensor_shape
+from models.manifest import InputSpec
 
 BLOCK = (16, 16, 1)
-MAX_SHRINK = 62  # area taps per axis the letterbox kernel holds (MAX_AREA_TAPS - 2)
+
+
+@cache
+def _functions(compute_capability: tuple[int, int]) -> dict[str, Any]:
+    """Every kernel compiled once per process for the device (NVRTC from its own CUDA toolkit first)."""
+    import pycuda.driver as cuda
+
+    arch = "sm_{}{}".format(*compute_capability)
+    functions = {}
+    for file, names in KERNELS.items():
+        module = cuda.module_from_buffer(compile_kernel(file, source(file), arch, toolkit_first=True))
+        functions.update({name: module.get_function(name) for name in names})
+    return functions
 
 
 class CudaPreprocessor:
-    """Compiled once for the device's architecture; one upload buffer per batch slot, reused."""
+    """Prepares a batch of stage inputs on the device; upload buffers (page-locked staging and device
+    memory) are kept per slot and reused, so one instance belongs to one stream."""
 
     def __init__(self, compute_capability: tuple[int, int]) -> None:
         import pycuda.driver as cuda
 
         self._cuda = cuda
-        arch = "sm_{}{}".format(*compute_capability)
-        letterbox = cuda.module_from_buffer(compile_kernel("letterbox.cu", source("letterbox.cu"), arch, True))
-        warp = cuda.module_from_buffer(compile_kernel("warp.cu", source("warp.cu"), arch, True))
-        self._letterbox = letterbox.get_function("letterbox_normalise")
-        self._warp = warp.get_function("warp_normalise")
+        self._functions = _functions(tuple(compute_capability))
         self._uploads: dict[int, tuple[Any, Any]] = {}
 
     def _upload(self, slot: int, pixels: np.ndarray, stream: Any) -> Any:
@@ -38,6 +50,9 @@ class CudaPreprocessor:
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         staging, device = self._uploads.get(slot, (None, None))
         if staging is None or staging.nbytes < pixels.nbytes:
+            if device is not None:
+                device.free()
+                staging.base.free()
             staging = cuda.pagelocked_empty(pixels.nbytes, np.uint8)
             device = cuda.mem_alloc(pixels.nbytes)
             self._uploads[slot] = (staging, device)
@@ -45,35 +60,24 @@ class CudaPreprocessor:
         cuda.memcpy_htod_async(device, staging[: pixels.nbytes], stream)
         return device
 
-    def letterbox(self, images: list[np.ndarray], destination: int, size: tuple[int, int], max_upscale: float,
-                  mean: float, scale: float, stream: Any, swap_rb: bool = False) -> list[float]:
-        """Detector inputs for a batch of HWC uint8 images at `destination`; returns each image's scale."""
-        width, height = size
-        scales = []
-        for slot, pixels in enumerate(images):
-            factor, resized_w, resized_h = letterbox_geometry(pixels.shape, size, max_upscale)
-            area = shrinks_by_area(factor)
-            if area and max(pixels.shape[1] / resized_w, pixels.shape[0] / resized_h) > MAX_SHRINK:
-                raise ValueError(f"image {pixels.shape[1]}x{pixels.shape[0]} shrinks more than {MAX_SHRINK}x")
-            source_pixels = self._upload(slot, pixels, stream)
-            self._letterbox(
-                source_pixels, np.int32(pixels.shape[1]), np.int32(pixels.shape[0]), np.int32(pixels.shape[1] * 3),
-                np.uintp(destination + slot * 3 * width * height * 4), np.int32(width), np.int32(height),
-                np.int32(resized_w), np.int32(resized_h), np.int32(area),
-                np.float32(mean), np.float32(scale), np.int32(swap_rb),
-                block=BLOCK, grid=((width + 15) // 16, (height + 15) // 16), stream=stream)
-            scales.append(factor)
-        return scales
+    def prepare(self, spec: InputSpec, requests: list[ImageInput], destination: int, stream: Any) -> None:
+        """Write the model input of `requests` (one size) at `destination`, row after row, on `stream`."""
+        row_bytes = int(np.prod(tensor_shape(requests[0], spec))) * 4
+        uploaded: dict[int, Any] = {}
+        for row, request in enumerate(requests):
+            call = kernel_call(request, spec)
+            key = id(request.pixels)
+            if key not in uploaded:
+                uploaded[key] = self._upload(len(uploaded), request.pixels, stream)
+            width, height = call.size
+            self._functions[call.kernel](
+                uploaded[key], *call.source, np.uintp(destination + row * row_bytes), *call.destination,
+                block=BLOCK, grid=((width + BLOCK[0] - 1) // BLOCK[0], (height + BLOCK[1] - 1) // BLOCK[1]),
+                stream=stream)
 
-    def warp(self, crops: list[tuple[np.ndarray, np.ndarray]], destination: int, size: tuple[int, int],
-             mean: float, scale: float, stream: Any, swap_rb: bool = False) -> None:
-        """Aligned-crop inputs for a batch of (image, 2x3 image->crop matrix) at `destination`."""
-        width, height = size
-        for slot, (pixels, matrix) in enumerate(crops):
-            inverse = inverse_affine(matrix).astype(np.float32).reshape(-1)
-            source_pixels = self._upload(slot, pixels, stream)
-            self._warp(
-                source_pixels, np.int32(pixels.shape[1]), np.int32(pixels.shape[0]), np.int32(pixels.shape[1] * 3),
-                np.uintp(destination + slot * 3 * width * height * 4), np.int32(width), np.int32(height),
-                *inverse, np.float32(mean), np.float32(scale), np.int32(swap_rb),
-                block=BLOCK, grid=((width + 15) // 16, (height + 15) // 16), stream=stream)
+    def free(self) -> None:
+        """Free the upload buffers (with the context current, as the backend's close does)."""
+        for staging, device in self._uploads.values():
+            device.free()
+            staging.base.free()
+        self._uploads.clear()

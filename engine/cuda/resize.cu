@@ -1,7 +1,10 @@
-// Detector input from uint8 pixels, one thread per canvas pixel: resize (OpenCV INTER_AREA when `shrink` says,
-// INTER_LINEAR otherwise: engine.preprocess.shrinks_by_area), letterbox top-left into a black canvas,
-// (x - mean) * scale, HWC -> planar.
-// The same maths in NumPy, and what it matches: engine/cuda/reference.py (letterbox_blob).
+// Inputs made by resizing uint8 pixels, one thread per output pixel, then (x - mean) * scale, HWC -> planar:
+// - letterbox_normalise, the detector's: resize (OpenCV INTER_AREA when `shrink` says, INTER_LINEAR
+//   otherwise: engine.preprocess.shrinks_by_area) top-left into a black canvas;
+// - crop_normalise, the landmark model's: a rectangle of the image (the square crop), grey (cv2.COLOR_RGB2GRAY)
+//   when `grey`, resized INTER_LINEAR to the model's size (what cv2.dnn.blobFromImages does).
+// Bilinear is OpenCV's fixed-point maths with the shifts of its SIMD code, so results agree with cv2.resize
+// to the level. The suite runs this source on the CPU (tests/cuda_emulation.py) against the OpenCV path.
 
 #define COEF_BITS 11
 #define MAX_AREA_TAPS 64
@@ -25,13 +28,15 @@ __device__ LinearTap linear_tap(int d, int src, int dst) {
     return tap;
 }
 
-// Vertical pass with the shifts of OpenCV's SIMD code, so results agree with cv2.resize to the level.
-__device__ int linear_value(const unsigned char* src, int pitch, int c, LinearTap tx, LinearTap ty) {
-    const unsigned char* r0 = src + (size_t)ty.first * pitch;
-    const unsigned char* r1 = src + (size_t)ty.second * pitch;
-    int top = r0[tx.first * 3 + c] * tx.w0 + r0[tx.second * 3 + c] * tx.w1;
-    int bottom = r1[tx.first * 3 + c] * tx.w0 + r1[tx.second * 3 + c] * tx.w1;
-    return (((ty.w0 * (top >> 4)) >> 16) + ((ty.w1 * (bottom >> 4)) >> 16) + 2) >> 2;
+__device__ int linear_blend(int p00, int p01, int p10, int p11, LinearTap tx, LinearTap ty) {
+    int top = p00 * tx.w0 + p01 * tx.w1;
+    int bottom = p10 * tx.w0 + p11 * tx.w1;
+    return min(max((((ty.w0 * (top >> 4)) >> 16) + ((ty.w1 * (bottom >> 4)) >> 16) + 2) >> 2, 0), 255);
+}
+
+// OpenCV's RGB -> grey for uint8: fixed point with 14 fractional bits.
+__device__ int grey(const unsigned char* pixel) {
+    return (pixel[0] * 4899 + pixel[1] * 9617 + pixel[2] * 1868 + (1 << 13)) >> 14;
 }
 
 // OpenCV's computeResizeAreaTab for one output index: source indices and overlap weights.
@@ -76,12 +81,41 @@ extern "C" __global__ void letterbox_normalise(
         } else {
             LinearTap tx = linear_tap(x, src_w, resized_w);
             LinearTap ty = linear_tap(y, src_h, resized_h);
+            const unsigned char* r0 = src + (size_t)ty.first * src_pitch;
+            const unsigned char* r1 = src + (size_t)ty.second * src_pitch;
             for (int c = 0; c < 3; ++c)
-                value[c] = (float)min(max(linear_value(src, src_pitch, c, tx, ty), 0), 255);
+                value[c] = (float)linear_blend(r0[tx.first * 3 + c], r0[tx.second * 3 + c],
+                                               r1[tx.first * 3 + c], r1[tx.second * 3 + c], tx, ty);
         }
     }
     size_t plane = (size_t)dst_w * dst_h;
     size_t at = (size_t)y * dst_w + x;
     for (int c = 0; c < 3; ++c)
         dst[c * plane + at] = (value[swap_rb ? 2 - c : c] - mean) * scale;
+}
+
+extern "C" __global__ void crop_normalise(
+    const unsigned char* src, int src_pitch, int crop_x, int crop_y, int crop_w, int crop_h,
+    float* dst, int dst_w, int dst_h, int grey_out, float mean, float scale)
+{
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= dst_w || y >= dst_h) return;
+    LinearTap tx = linear_tap(x, crop_w, dst_w);
+    LinearTap ty = linear_tap(y, crop_h, dst_h);
+    const unsigned char* r0 = src + (size_t)(crop_y + ty.first) * src_pitch + (size_t)crop_x * 3;
+    const unsigned char* r1 = src + (size_t)(crop_y + ty.second) * src_pitch + (size_t)crop_x * 3;
+    size_t plane = (size_t)dst_w * dst_h;
+    size_t at = (size_t)y * dst_w + x;
+    if (grey_out) {
+        int value = linear_blend(grey(r0 + tx.first * 3), grey(r0 + tx.second * 3),
+                                 grey(r1 + tx.first * 3), grey(r1 + tx.second * 3), tx, ty);
+        dst[at] = ((float)value - mean) * scale;
+        return;
+    }
+    for (int c = 0; c < 3; ++c) {
+        int value = linear_blend(r0[tx.first * 3 + c], r0[tx.second * 3 + c],
+                                 r1[tx.first * 3 + c], r1[tx.second * 3 + c], tx, ty);
+        dst[c * plane + at] = ((float)value - mean) * scale;
+    }
 }
