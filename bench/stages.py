@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bench.photos import full_hd_jpeg
-from engine.align import align_face
+from engine.align import align_face, similarity_matrix
 from engine.backends import Backend
 from engine.backends.onnxruntime import OnnxRuntimeBackend
 from engine.decode import DecodeLimits
@@ -68,13 +68,13 @@ def stage_actions(pipeline: FacePipeline) -> dict[str, Callable[[], object]]:
     crops_in = [(p, found[0]) for p, found in zip(pixels, detections, strict=True)]
     points = pipeline.landmarks.points(crops_in)
     size = pipeline.recognizer.crop_size
-    crops = [align_face(p, pts, size) for p, pts in zip(pixels, points, strict=True)]
+    aligned = [(p, similarity_matrix(pts, size)) for p, pts in zip(pixels, points, strict=True)]
     return {
         "decode (2 images)": lambda: [pipeline.decode(data) for data in (origin, target)],
         "detect (batch of 2)": lambda: pipeline.detector.detect(pixels),
         "landmarks (2 faces)": lambda: pipeline.landmarks.points(crops_in),
         "align (2 faces)": lambda: [align_face(p, pts, size) for p, pts in zip(pixels, points, strict=True)],
-        "embed (2 faces)": lambda: pipeline.recognizer.embed(crops),
+        "embed (2 faces, their warp included)": lambda: pipeline.recognizer.embed(aligned),
         "end to end (compare)": lambda: pipeline.compare(origin, target),
     }
 

@@ -71,8 +71,7 @@ def build_calibration_set(paths: list[Path], pipeline: FacePipeline, *, max_dete
         crops = [(pixels, d) for d in found[:faces_per_photo]]
         if not crops:
             continue
-        patches, _ = landmarks.patches(crops)
-        result.add(landmarks.spec.name, patches)
+        result.add(landmarks.spec.name, landmarks.patches(crops))
         aligned = [align_face(pixels, p, recognizer.crop_size) for p in landmarks.points(crops)]
         for member in recognizer.members:
             result.add(member.spec.name, aligned)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from calibration.build import calibration_set, write_qdq_models
-from engine.align import align_face
+from engine.align import similarity_matrix
 from engine.decode import DecodedImage
 from engine.faces import Detection
 from engine.pipeline import FacePipeline, PipelineConfig
@@ -137,8 +137,8 @@ def stage_attribution(fp32: FacePipeline, int8: FacePipeline, photos: list[Path]
                 cosines[name].append(-1.0)
                 continue
             (points,) = landmarks.landmarks.points([(pixels, found[0])])
-            crop = align_face(pixels, points, recognizer.recognizer.crop_size)
-            cosines[name].append(float(recognizer.recognizer.embed([crop])[0] @ reference))
+            matrix = similarity_matrix(points, recognizer.recognizer.crop_size)
+            cosines[name].append(float(recognizer.recognizer.embed([(pixels, matrix)])[0] @ reference))
     return {name: {"mean": float(np.mean(v)), "median": float(np.median(v)),
                    "below_0.5": int(np.sum(np.array(v) < 0.5)), "photos": len(v)} for name, v in cosines.items()}
 

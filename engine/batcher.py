@@ -1,10 +1,12 @@
 """Dynamic batching: callers on many threads share one inference per model, through a bounded queue.
 
 `DynamicBatcher` is itself a `Backend`, wrapped around a real one, so the pipeline and its adapters
-do not know it is there. One worker thread per model owns the wrapped backend: it takes the oldest
-waiting request and whatever compatible requests follow it, up to `max_batch` rows (and, where the backend
-caps it, `max_batch_bytes` of input) or until the oldest has waited `max_wait_ms`, runs one `infer`, and
-hands each caller its own rows of the outputs.
+do not know it is there. It batches tensors (`infer`) and stage inputs (`infer_images`: uint8 pixels with
+their geometry, one row each, batched by output size, so the detector's canvases of one size go together).
+One worker thread per model owns the wrapped backend: it takes the oldest waiting request and whatever
+compatible requests follow it, up to `max_batch` rows (and, where the backend caps it, `max_batch_bytes` of
+input) or until the oldest has waited `max_wait_ms`, runs one inference, and hands each caller its own rows
+of the outputs.
 
 Why `callers`: a batch stops waiting as soon as every thread that could join it has. With one compare
 in flight, each of the four models would otherwise wait out `max_wait_ms` for nobody: 12 of the 44 ms
@@ -29,6 +31,8 @@ import numpy as np
 
 from engine.backends.base import Backend
 from engine.errors import NotReady
+from engine.preprocess import ImageInput, tensor_shape
+from models.manifest import InputSpec
 
 
 class BatchObserver(Protocol):
@@ -41,9 +45,20 @@ class BatchObserver(Protocol):
     def depth(self, model: str, depth: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class _Images:
+    """Stage inputs for one model: `infer_images`'s arguments, batched as rows."""
+
+    spec: InputSpec
+    requests: list[ImageInput]
+
+
+Inputs = dict[str, np.ndarray] | _Images
+
+
 @dataclass
 class _Request:
-    inputs: dict[str, np.ndarray]
+    inputs: Inputs
     rows: int
     signature: tuple
     enqueued: float = field(default_factory=time.monotonic)
@@ -52,16 +67,40 @@ class _Request:
     error: BaseException | None = None
 
 
-def _signature(inputs: dict[str, np.ndarray]) -> tuple:
+def _signature(inputs: Inputs) -> tuple:
     """Requests batch together only when every input matches in name, dtype and per-row shape."""
+    if isinstance(inputs, _Images):
+        shapes = {(type(r).__name__, tensor_shape(r, inputs.spec)) for r in inputs.requests}
+        if len(shapes) != 1:
+            raise ValueError(f"stage inputs of one call must share kind and size: {sorted(shapes)}")
+        return (inputs.spec.name, *shapes.pop())
     return tuple(sorted((name, array.dtype.str, array.shape[1:]) for name, array in inputs.items()))
 
 
-def _row_bytes(inputs: dict[str, np.ndarray]) -> int:
+def _row_bytes(inputs: Inputs) -> int:
+    """Bytes of model input per row: float32 for stage inputs, which the backend turns into tensors."""
+    if isinstance(inputs, _Images):
+        return int(np.prod(tensor_shape(inputs.requests[0], inputs.spec))) * 4
     return sum(array[:1].nbytes for array in inputs.values())
 
 
-def _rows(inputs: dict[str, np.ndarray]) -> int:
+def _join(parts: list[Inputs]) -> Inputs:
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], _Images):
+        return _Images(parts[0].spec, [r for part in parts for r in part.requests])
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _slice(inputs: Inputs, start: int, stop: int) -> Inputs:
+    if isinstance(inputs, _Images):
+        return _Images(inputs.spec, inputs.requests[start:stop])
+    return {k: v[start:stop] for k, v in inputs.items()}
+
+
+def _rows(inputs: Inputs) -> int:
+    if isinstance(inputs, _Images):
+        return len(inputs.requests)
     counts = {array.shape[0] for array in inputs.values()}
     if len(counts) != 1:
         raise ValueError(f"inputs disagree on the batch size: {sorted(counts)}")
@@ -99,6 +138,12 @@ class DynamicBatcher:
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Queue the caller's batch and block until its outputs are back; NotReady when the queue is full."""
+        return self._submit(inputs)
+
+    def infer_images(self, spec: InputSpec, requests: list[ImageInput]) -> dict[str, np.ndarray]:
+        return self._submit(_Images(spec, requests))
+
+    def _submit(self, inputs: Inputs) -> dict[str, np.ndarray]:
         request = _Request(inputs=inputs, rows=_rows(inputs), signature=_signature(inputs))
         with self._cond:
             if self._closed:
@@ -122,7 +167,7 @@ class DynamicBatcher:
         if not already:
             self.backend.close()
 
-    def _row_limit(self, inputs: dict[str, np.ndarray]) -> int:
+    def _row_limit(self, inputs: Inputs) -> int:
         """Rows per inference for inputs shaped like these: `max_batch`, fewer if their bytes would pass the cap."""
         if self.max_batch_bytes is None:
             return self.max_batch
@@ -137,7 +182,8 @@ class DynamicBatcher:
         return self.callers is not None and requests >= self.callers()
 
     def _take(self) -> list[_Request]:
-        """The next batch: the oldest request, then followers until full, incompatible, or out of time."""
+        """The next batch: the oldest request, then the compatible ones queued after it (another canvas size
+        waits for its own batch) until full, or out of time."""
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
@@ -148,15 +194,17 @@ class DynamicBatcher:
             limit = self._row_limit(batch[0].inputs)
             deadline = batch[0].enqueued + self.max_wait
             while rows < limit:
-                if self._queue:
-                    follower = self._queue[0]
-                    if follower.signature != batch[0].signature or rows + follower.rows > limit:
+                follower = next((r for r in self._queue if r.signature == batch[0].signature), None)
+                if follower is not None:
+                    if rows + follower.rows > limit:
                         break
-                    batch.append(self._queue.popleft())
+                    self._queue.remove(follower)
+                    batch.append(follower)
                     rows += follower.rows
                     continue
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._closed or self._everyone_joined(len(batch)):
+                # Each caller has at most one request in the batch or the queue: with all of them in, none can join.
+                if remaining <= 0 or self._closed or self._everyone_joined(len(batch) + len(self._queue)):
                     break
                 self._cond.wait(remaining)
             self._report_depth()
@@ -183,12 +231,14 @@ class DynamicBatcher:
             for request in batch:
                 request.done.set()
 
-    def _run(self, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    def _run(self, parts: list[Inputs]) -> dict[str, np.ndarray]:
         """One inference for several callers; a single caller over the row limit runs in chunks."""
-        inputs = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        inputs = _join(parts)
         rows, limit = _rows(inputs), self._row_limit(inputs)
-        if rows <= limit:
-            return self.backend.infer(inputs)
-        chunks = [self.backend.infer({k: v[i: i + limit] for k, v in inputs.items()})
-                  for i in range(0, rows, limit)]
-        return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+        chunks = [self._call(_slice(inputs, i, i + limit)) for i in range(0, rows, limit)]
+        return chunks[0] if len(chunks) == 1 else {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+    def _call(self, inputs: Inputs) -> dict[str, np.ndarray]:
+        if isinstance(inputs, _Images):
+            return self.backend.infer_images(inputs.spec, inputs.requests)
+        return self.backend.infer(inputs)

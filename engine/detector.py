@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.backends import Backend
 from engine.faces import Detection
-from engine.preprocess import letterbox, letterbox_geometry, to_blob
+from engine.preprocess import Letterbox, letterbox_geometry
 from models.manifest import ModelSpec
 
 CANVAS_STEP = 16
@@ -88,8 +88,8 @@ class UltraFaceDetector:
         found: list[list[Detection]] = [[] for _ in images]
         for size in dict.fromkeys(sizes):
             indices = [i for i, s in enumerate(sizes) if s == size]
-            canvases, scales = self.canvases([images[i] for i in indices], size)
-            outputs = self.backend.infer({self.spec.input.name: to_blob(canvases, self.spec.input, size)})
+            outputs = self.backend.infer_images(self.spec.input, self.inputs([images[i] for i in indices], size))
+            scales = [self.scale(images[i]) for i in indices]
             priors = priors_for(size, self.min_sizes, self.steps, self.spec.input.size)
             for i, scores, regression, scale in zip(indices, outputs["scores"], outputs["regression"], scales,
                                                     strict=True):
@@ -102,12 +102,20 @@ class UltraFaceDetector:
         largest_width, largest_height = self.spec.input.size
         return min(largest_width, _round_up(width)), min(largest_height, _round_up(height))
 
+    def scale(self, image: np.ndarray) -> float:
+        """From image pixels to canvas pixels."""
+        return letterbox_geometry(image.shape, self.spec.input.size, self.max_upscale)[0]
+
+    def inputs(self, images: list[np.ndarray], size: tuple[int, int] | None = None) -> list[Letterbox]:
+        """What the detector asks its backend for: each image letterboxed on a canvas of `size` (default: the
+        manifest's full size)."""
+        return [Letterbox(image, self.spec.input.size, size or self.spec.input.size, self.max_upscale)
+                for image in images]
+
     def canvases(self, images: list[np.ndarray], size: tuple[int, int] | None = None
                  ) -> tuple[list[np.ndarray], list[float]]:
-        """The letterboxed uint8 inputs (on the manifest's full size unless told) and their scales: what INT8
-        calibration must see too."""
-        pairs = [letterbox(image, self.spec.input.size, self.max_upscale, size) for image in images]
-        return [canvas for canvas, _ in pairs], [scale for _, scale in pairs]
+        """The letterboxed uint8 canvases made on the CPU and their scales: what INT8 calibration must see."""
+        return [request.image() for request in self.inputs(images, size)], [self.scale(image) for image in images]
 
     def _faces(self, scores: np.ndarray, regression: np.ndarray, scale: float, priors: np.ndarray,
                size: tuple[int, int]) -> list[Detection]:

@@ -6,7 +6,7 @@ import numpy as np
 
 from engine.backends import Backend
 from engine.faces import Detection
-from engine.preprocess import to_blob
+from engine.preprocess import Crop
 from models.manifest import ModelSpec
 
 # 0-based indices into the 68 points: eyes (mean of four lid points each), nose tip, mouth corners.
@@ -55,19 +55,22 @@ class Pfld68Landmarks:
         self.spec = spec
         self.expand = expand
 
-    def patches(self, crops: list[tuple[np.ndarray, Detection]]
-                ) -> tuple[list[np.ndarray], list[tuple[int, int, int, int]]]:
-        """The uint8 image patches the model sees (before `to_blob`) and their boxes in the image."""
-        boxes = [crop_box(detection, image.shape, self.expand) for image, detection in crops]
-        patches = [image[y : y + h, x : x + w] for (image, _), (x, y, w, h) in zip(crops, boxes, strict=True)]
-        return patches, boxes
+    def inputs(self, crops: list[tuple[np.ndarray, Detection]]) -> list[Crop]:
+        """What the model is asked for: each face's square crop box of its image, at the model's size."""
+        return [Crop(image, crop_box(detection, image.shape, self.expand), self.spec.input.size)
+                for image, detection in crops]
+
+    def patches(self, crops: list[tuple[np.ndarray, Detection]]) -> list[np.ndarray]:
+        """The uint8 image patches the model sees, cut on the CPU: what INT8 calibration must see."""
+        return [request.image() for request in self.inputs(crops)]
 
     def points(self, crops: list[tuple[np.ndarray, Detection]]) -> list[np.ndarray]:
         """Five alignment points for each (image, detection)."""
         if not crops:
             return []
-        patches, boxes = self.patches(crops)
-        output = self.backend.infer({self.spec.input.name: to_blob(patches, self.spec.input)})
+        requests = self.inputs(crops)
+        boxes = [request.box for request in requests]
+        output = self.backend.infer_images(self.spec.input, requests)
         relative = next(iter(output.values())).reshape(len(crops), 68, 2)
         origins = np.array([(x, y) for x, y, _, _ in boxes], dtype=np.float32)[:, None, :]
         sizes = np.array([(w, h) for _, _, w, h in boxes], dtype=np.float32)[:, None, :]

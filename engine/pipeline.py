@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.align import align_face
+from engine.align import similarity_matrix
 from engine.backends import Backend, BackendInfo, create_backend
 from engine.backends.int8 import graph_for, read_route
 from engine.decode import DecodedImage, DecodeLimits, decode_image
@@ -148,8 +148,8 @@ class FacePipeline:
         flat = [(image, detection) for image, found in zip(images, detections, strict=True) for detection in found]
         points = self.landmarks.points(flat)
         size = self.recognizer.crop_size
-        crops = [align_face(image, p, size) for (image, _), p in zip(flat, points, strict=True)]
-        embeddings = self.recognizer.embed(crops)
+        aligned = [(image, similarity_matrix(p, size)) for (image, _), p in zip(flat, points, strict=True)]
+        embeddings = self.recognizer.embed(aligned)
         result: list[list[Face]] = []
         index = 0
         for found in detections:

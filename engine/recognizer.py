@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from engine.backends import Backend
-from engine.preprocess import to_blob
+from engine.preprocess import Warp
 from models.manifest import ModelSpec
 
 
@@ -16,24 +16,29 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+# A face to embed: its image and the 2x3 similarity transform of the image onto the aligned crop.
+Aligned = tuple[np.ndarray, np.ndarray]
+
+
 class ArcFaceRecognizer:
-    """Embeds aligned crops; with `flip`, the embedding of the mirrored crop is added before normalising."""
+    """Embeds aligned faces; with `flip`, the embedding of the mirrored crop is added before normalising."""
 
     def __init__(self, backend: Backend, spec: ModelSpec, *, flip: bool = True) -> None:
         self.backend = backend
         self.spec = spec
         self.flip = flip
 
-    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
-        """(N, D) unit vectors for N aligned RGB crops."""
-        if not crops:
+    def embed(self, faces: list[Aligned]) -> np.ndarray:
+        """(N, D) unit vectors for N faces of RGB images, each warped by its matrix to the crop."""
+        if not faces:
             return np.zeros((0, 0), dtype=np.float32)
-        batch = to_blob(crops, self.spec.input)
+        size = self.spec.input.size
+        requests = [Warp(pixels, matrix, size) for pixels, matrix in faces]
         if self.flip:
-            batch = np.concatenate([batch, batch[..., ::-1]])
-        output = next(iter(self.backend.infer({self.spec.input.name: np.ascontiguousarray(batch)}).values()))
+            requests += [Warp(pixels, matrix, size, flip=True) for pixels, matrix in faces]
+        output = next(iter(self.backend.infer_images(self.spec.input, requests).values()))
         if self.flip:
-            output = output[: len(crops)] + output[len(crops) :]
+            output = output[: len(faces)] + output[len(faces) :]
         return l2_normalise(output.astype(np.float32))
 
 
@@ -58,9 +63,9 @@ class RecognizerEnsemble:
     def flip(self) -> bool:
         return all(member.flip for member in self.members)
 
-    def embed(self, crops: list[np.ndarray]) -> np.ndarray:
-        if not crops:
+    def embed(self, faces: list[Aligned]) -> np.ndarray:
+        if not faces:
             return np.zeros((0, 0), dtype=np.float32)
-        others = [self._pool.submit(member.embed, crops) for member in self.members[1:]] if self._pool else []
-        parts = [self.members[0].embed(crops), *(other.result() for other in others)]
+        others = [self._pool.submit(member.embed, faces) for member in self.members[1:]] if self._pool else []
+        parts = [self.members[0].embed(faces), *(other.result() for other in others)]
         return np.concatenate(parts, axis=1) / np.sqrt(len(parts), dtype=np.float32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -13,6 +14,7 @@ from engine.backends import create_backend
 from engine.batcher import DynamicBatcher
 from engine.decode import decode_image
 from engine.errors import NotReady
+from engine.pipeline import FacePipeline, PipelineConfig
 from engine.preprocess import to_blob
 from models.manifest import load_manifest
 from models.store import prepared_models
@@ -158,3 +160,26 @@ def test_batches_are_capped_in_bytes(photos: list[np.ndarray]) -> None:
     batcher = DynamicBatcher(backend, name="detector", max_wait_ms=0, observer=recorder, max_batch_bytes=8 << 20)
     assert batcher._row_limit({name: rows[0]}) == 2
     _assert_one_call_matches_direct(batcher, backend, name, rows)
+
+
+def test_stage_inputs_batch_by_canvas_size_and_equal_batch_of_one(photos: list[np.ndarray]) -> None:
+    """Detector inputs as uint8 images with geometry: callers with one canvas size share an inference, another
+    size runs apart, and every caller gets what the backend gives it alone."""
+    pipeline = FacePipeline(PipelineConfig(threads=1))
+    detector, backend = pipeline.detector, pipeline.detector.backend
+    requests = [detector.inputs([photo], size)[0] for photo in photos
+                for size in (detector.canvas_size(photo), detector.spec.input.size)]
+    sizes = Counter(request.canvas for request in requests)
+    alone = [backend.infer_images(detector.spec.input, [request]) for request in requests]
+    recorder = Recorder()
+    batcher = DynamicBatcher(backend, name="detector", max_wait_ms=2000, observer=recorder, max_batch_bytes=64 << 20,
+                             callers=lambda: len(requests))
+    try:
+        with ThreadPoolExecutor(len(requests)) as pool:
+            together = list(pool.map(lambda r: batcher.infer_images(detector.spec.input, [r]), requests))
+    finally:
+        batcher.close()
+    assert sorted(recorder.batches) == sorted(sizes.values()) and max(sizes.values()) > 1
+    for single, batched in zip(alone, together, strict=True):
+        for key in single:
+            np.testing.assert_allclose(batched[key], single[key], rtol=1e-4, atol=1e-4)

@@ -77,7 +77,7 @@ def test_batch_over_the_profile_runs_in_chunks(landmarks, engines, tmp_path: Pat
         for name, value in single.items():
             np.testing.assert_allclose(whole[name][index : index + 1], value, atol=1e-3)
     with pytest.raises(ValueError, match="max_batch"):
-        backend.infer_on_device({spec.input.name: (3, *sample_shape(spec))})
+        backend._run({spec.input.name: (3, *sample_shape(spec))})
 
 
 def test_detector_engine_runs_every_canvas_size_the_detector_sends(engines, tmp_path: Path) -> None:

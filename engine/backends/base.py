@@ -8,6 +8,9 @@ from typing import Protocol
 
 import numpy as np
 
+from engine.preprocess import ImageInput
+from models.manifest import InputSpec
+
 
 class BackendUnavailable(RuntimeError):
     """The backend cannot run on this machine (no GPU, no TensorRT, ...); the message says what to install."""
@@ -36,6 +39,11 @@ class Backend(Protocol):
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch. Every input's first axis is the batch, at most `max_batch`."""
+        ...
+
+    def infer_images(self, spec: InputSpec, requests: list[ImageInput]) -> dict[str, np.ndarray]:
+        """Run the model on stage inputs of one size (`engine.preprocess`), one row each: the backend makes
+        the input tensor from the uint8 pixels and their geometry its own way."""
         ...
 
     def close(self) -> None:

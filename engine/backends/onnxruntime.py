@@ -10,6 +10,8 @@ import onnxruntime as ort
 
 from engine.backends.base import BackendInfo
 from engine.backends.limits import onnxruntime_limits
+from engine.preprocess import ImageInput, cpu_blob
+from models.manifest import InputSpec
 from models.surgery import unfold_prelu
 
 # Measured per model on this hardware (docs/PERFORMANCE.md): "all" beats "basic" for every model we run,
@@ -60,6 +62,10 @@ class OnnxRuntimeBackend:
             raise RuntimeError("the model was closed")
         outputs = self._session.run(self.output_names, inputs)
         return dict(zip(self.output_names, outputs, strict=True))
+
+    def infer_images(self, spec: InputSpec, requests: list[ImageInput]) -> dict[str, np.ndarray]:
+        """The input made with OpenCV (`engine.preprocess.cpu_blob`)."""
+        return self.infer({spec.name: cpu_blob(spec, requests)})
 
     def close(self) -> None:
         self._session = None

@@ -3,7 +3,8 @@
 TensorRT's objects and pycuda's allocations free device memory when the last reference goes; with no context
 current (a dropped backend in `engines build`'s loop, the service's shutdown on a thread that never pushed
 the context, a test's teardown) that release fails or leaks. The execution context uses the engine, the
-engine the runtime, and all of them the buffers and the stream, so they go in that order. Plain Python, so
+engine the runtime, and all of them the buffers (the engine's, then the preprocessing uploads) and the
+stream, so they go in that order. Plain Python, so
 the order is tested without a GPU.
 """
 
@@ -14,7 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 # Attribute names on the backend, in the order they are released.
-CLOSE_ORDER = ("_context", "_engine", "_runtime", "_buffers", "_stream")
+CLOSE_ORDER = ("_context", "_engine", "_runtime", "_buffers", "_preprocessor", "_stream")
 
 
 def _release(value: Any) -> None:

@@ -28,7 +28,10 @@ from engine.backends.int8 import require_ranges
 from engine.backends.limits import tensorrt_limits
 from engine.backends.teardown import release_in_order
 from engine.backends.trt_api import check_version, numpy_dtype
+from engine.cuda.launch import CudaPreprocessor
+from engine.preprocess import ImageInput, tensor_shape
 from models import paths
+from models.manifest import InputSpec
 from models.registry import sha256_of
 
 try:
@@ -278,16 +281,13 @@ class TensorRTBackend:
         for name, buffer in self._buffers.items():
             context.set_tensor_address(name, buffer.address)
         self._engine, self._context = engine, context
+        self._preprocessor = CudaPreprocessor(self.gpu.compute_capability)
         self._stream = cuda.Stream()
 
     def close(self) -> None:
         """Execution context, engine, runtime, buffers, stream: released in that order, the context current."""
         with self._lock:
             release_in_order(self, self.gpu.active)
-
-    def device_input(self, name: str) -> tuple[int, Any]:
-        """The device address of an input and the engine's stream: where a CUDA preprocessing kernel writes."""
-        return self._buffers[name].address, self._stream
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One batch; a batch over the profile's maximum (the recognizer's flip doubles it) runs in chunks."""
@@ -305,10 +305,17 @@ class TensorRTBackend:
                     cuda.memcpy_htod_async(buffer.device, host, self._stream)
             return self._run({name: array.shape for name, array in inputs.items()})
 
-    def infer_on_device(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
-        """Run on inputs a kernel already wrote to `device_input` on the engine's stream."""
+    def infer_images(self, spec: InputSpec, requests: list[ImageInput]) -> dict[str, np.ndarray]:
+        """The CUDA kernels write the input straight into the engine's input buffer on its stream: only uint8
+        pixels cross to the device, each image once per batch."""
+        if len(requests) > self.max_batch:
+            parts = [self.infer_images(spec, requests[start : start + self.max_batch])
+                     for start in range(0, len(requests), self.max_batch)]
+            return {name: np.concatenate([part[name] for part in parts]) for name in self.output_names}
+        shape = (len(requests), *tensor_shape(requests[0], spec))
         with self._lock, self.gpu.active():
-            return self._run(shapes)
+            self._preprocessor.prepare(spec, requests, self._buffers[spec.name].address, self._stream)
+            return self._run({spec.name: shape})
 
     def _run(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
         context = self._context
