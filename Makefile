@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup models test run lint clean check-kernels lint-docker docker-cpu docker-jetson docker-x86-gpu
+.PHONY: setup models test run lint clean check-kernels gpu-check lint-docker docker-cpu docker-jetson docker-x86-gpu
 
 # On a Jetson: make setup VENV_FLAGS=--system-site-packages (JetPack's TensorRT is an apt package).
 VENV_FLAGS ?=
@@ -52,6 +52,11 @@ docker-x86-gpu:
 # Every CUDA kernel through NVRTC 12.6 for sm_53, sm_62, sm_72 and sm_87; no GPU needed.
 check-kernels: setup
 	$(BIN)/python -m engine.cuda.check
+
+# The GPU path on this machine, one report (docs/JETSON.md); without a GPU every check says why it is skipped.
+gpu-check: models
+	$(BIN)/python -m tests.assets fetch
+	$(BIN)/facecompare doctor --self-test --json
 
 clean:
 	rm -rf $(VENV)

@@ -118,6 +118,10 @@ def _calibrator(spec: ModelSpec, onnx_path: Path, backend: Any, route: Any, cali
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    if args.self_test:
+        from service.self_test import main
+
+        return main(args.json)
     from engine.doctor import findings
 
     report = findings()
@@ -153,4 +157,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--faces", type=int, default=1500, help="calibration faces for landmarks and recognizer")
     build.set_defaults(handler=_engines_build)
     doctor = commands.add_parser("doctor", help="GPU, driver, CUDA, TensorRT, pycuda, engine cache: what is missing")
+    doctor.add_argument("--self-test", action="store_true",
+                        help="run the GPU path here: kernels, memory strategies, engines vs onnxruntime, timings")
+    doctor.add_argument("--json", action="store_true", help="with --self-test: the last line is one JSON object")
     doctor.set_defaults(handler=_doctor)
