@@ -17,7 +17,7 @@ from engine.backends import Backend
 from engine.batcher import BatchObserver, DynamicBatcher
 from engine.errors import NotReady
 from engine.pipeline import CompareResult, FacePipeline, PipelineConfig
-from engine.preprocess import to_blob
+from engine.preprocess import Crop
 from models.manifest import MANIFEST_PATH, ModelSpec
 from models.registry import sha256_of
 from service.config import ServiceConfig
@@ -43,13 +43,14 @@ class BatchedPipeline(FacePipeline):
 
 
 def warm_up(pipeline: FacePipeline) -> None:
-    """One dummy inference per backend, through the model's own preprocessing: the same for every backend."""
+    """One dummy inference per backend, through the backend's own preparation of stage inputs (the CUDA kernels
+    on TensorRT): a blank image at the model's size."""
     for name, backend in pipeline.backends.items():
         spec = pipeline.manifest.models[name]
         width, height = spec.input.size
         blank = np.zeros((height, width, 3), dtype=np.uint8)
         started = time.monotonic()
-        backend.infer({spec.input.name: to_blob([blank], spec.input)})
+        backend.infer_images(spec.input, [Crop(blank, (0, 0, width, height), spec.input.size)])
         log.info("warmed up", extra={"fields": {"model": name, "seconds": round(time.monotonic() - started, 3)}})
 
 
