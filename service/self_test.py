@@ -109,7 +109,8 @@ def kernels_check(run: Callable[[ImageInput, InputSpec], np.ndarray], api: str) 
     return Check(KERNELS, status, f"through {api}: " + "; ".join(results))
 
 
-def _pycuda_run(request: ImageInput, spec: InputSpec) -> np.ndarray:
+def pycuda_run(request: ImageInput, spec: InputSpec) -> np.ndarray:
+    """One request prepared by the kernels on the device, in the backend's primary context."""
     import pycuda.driver as cuda
 
     from engine.backends.tensorrt import cuda_device
@@ -336,7 +337,7 @@ def run_checks() -> tuple[bool, str, list[Check]]:
     if api is None:
         return False, device, [Check(KERNELS, "skipped", device), Check(MEMORY, "skipped", device),
                                *tensorrt_checks(None)]
-    checks = [kernels_check(_pycuda_run if api == "pycuda" else _cupy_run, api)]
+    checks = [kernels_check(pycuda_run if api == "pycuda" else _cupy_run, api)]
     checks.append(memory_check() if api == "pycuda" else
                   Check(MEMORY, "skipped", "needs pycuda (the backend's CUDA binding)"))
     checks += tensorrt_checks(_photos())

@@ -26,7 +26,7 @@ from engine.preprocess import (
 from models.manifest import InputSpec, load_manifest
 from tests.assets import asset_path
 from tests.cuda_emulation import compiler_missing
-from tests.gpu import gpu_missing, requires_gpu
+from tests.gpu import requires_gpu
 
 MANIFEST = load_manifest()
 DETECTOR = MANIFEST.for_role("detector")[0]
@@ -204,37 +204,12 @@ def test_a_broken_kernel_fails_the_check() -> None:
     assert "no kernel warp_normalise" in results[1].error
 
 
-@pytest.fixture(scope="module")
-def gpu():
-    if gpu_missing():
-        pytest.skip(gpu_missing())
-    from engine.backends.tensorrt import cuda_device
-    from engine.cuda.launch import CudaPreprocessor
-
-    device = cuda_device()
-    with device.active():
-        preprocessor = CudaPreprocessor(device.compute_capability)
-        yield preprocessor
-        preprocessor.free()
-
-
-def on_device(preprocessor, request: ImageInput, spec: InputSpec) -> np.ndarray:
-    import pycuda.driver as cuda
-
-    out = cuda.pagelocked_empty((1, *tensor_shape(request, spec)), np.float32)
-    device_out = cuda.mem_alloc(out.nbytes)
-    stream = cuda.Stream()
-    preprocessor.prepare(spec, [request], int(device_out), stream)
-    cuda.memcpy_dtoh_async(out, device_out, stream)
-    stream.synchronize()
-    device_out.free()
-    return out
-
-
 @pytest.mark.gpu
 @requires_gpu
-def test_kernels_on_the_device_match_opencv(gpu) -> None:
+def test_kernels_on_the_device_match_opencv() -> None:
+    from service.self_test import pycuda_run
+
     cases = [(label, r, DETECTOR.input) for label, r in letterbox_cases()] + \
         [(label, r, LANDMARKS) for label, r in crop_cases()] + [(label, r, RECOGNIZER) for label, r in warp_cases()]
     for label, request, spec in cases:
-        assert agreement(on_device(gpu, request, spec), cpu_blob(spec, [request]), spec) >= 0.995, label
+        assert agreement(pycuda_run(request, spec), cpu_blob(spec, [request]), spec) >= 0.995, label
