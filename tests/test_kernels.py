@@ -165,6 +165,16 @@ def test_emulated_crop_kernel_writes_rgb_for_an_rgb_model() -> None:
     assert agreement(emulate(request, RECOGNIZER), cpu_blob(RECOGNIZER, [request]), RECOGNIZER) >= 0.995
 
 
+@needs_compiler
+def test_emulated_kernels_write_bgr_planes_for_a_bgr_model() -> None:
+    rgb = InputSpec("input", (80, 80), "rgb", 127.5, 1 / 128)
+    bgr = InputSpec("input", (80, 80), "bgr", 127.5, 1 / 128)
+    pixels = noise(120, 100, 5)
+    for request in (Letterbox(pixels, (80, 80), (80, 80), 1.0), Crop(pixels, (10, 10, 60, 60), (80, 80)),
+                    Warp(pixels, np.array([[0.8, 0.1, -3.0], [-0.1, 0.8, 4.0]]), (80, 80))):
+        np.testing.assert_array_equal(emulate(request, bgr), emulate(request, rgb)[:, ::-1])
+
+
 def test_a_flipped_row_is_the_mirror_of_the_plain_one() -> None:
     _, plain = warp_cases()[0]
     both = cpu_blob(RECOGNIZER, [plain, Warp(plain.pixels, plain.matrix, plain.size, flip=True)])

@@ -46,7 +46,7 @@ def kernel_call(request: ImageInput, spec: InputSpec) -> KernelCall:
     height, width = pixels.shape[:2]
     pitch = width * 3
     normalise = (np.float32(spec.mean), np.float32(spec.scale))
-    grey = spec.channels == "grey"
+    grey, swap_rb = spec.channels == "grey", spec.channels == "bgr"
     out_width, out_height = request.size
     if grey and not isinstance(request, Crop):
         raise ValueError(f"{type(request).__name__} kernels write RGB; this model takes grey")
@@ -56,13 +56,14 @@ def kernel_call(request: ImageInput, spec: InputSpec) -> KernelCall:
         if area and max(width / resized_w, height / resized_h) > MAX_SHRINK:
             raise ValueError(f"image {width}x{height} shrinks more than {MAX_SHRINK}x")
         return KernelCall("letterbox_normalise", _ints(width, height, pitch),
-                          (*_ints(out_width, out_height, resized_w, resized_h, area), *normalise, np.int32(0)),
+                          (*_ints(out_width, out_height, resized_w, resized_h, area), *normalise, np.int32(swap_rb)),
                           request.size)
     if isinstance(request, Crop):
         return KernelCall("crop_normalise", _ints(pitch, *request.box),
-                          (*_ints(out_width, out_height, grey), *normalise), request.size)
+                          (*_ints(out_width, out_height, grey), *normalise, np.int32(swap_rb)), request.size)
     if isinstance(request, Warp):
         inverse = inverse_affine(request.matrix).astype(np.float32).reshape(-1)
         return KernelCall("warp_normalise", _ints(width, height, pitch),
-                          (*_ints(out_width, out_height), *inverse, *normalise, *_ints(0, request.flip)), request.size)
+                          (*_ints(out_width, out_height), *inverse, *normalise, *_ints(swap_rb, request.flip)),
+                          request.size)
     raise TypeError(f"no kernel for {type(request).__name__}")

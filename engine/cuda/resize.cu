@@ -2,7 +2,8 @@
 // - letterbox_normalise, the detector's: resize (OpenCV INTER_AREA when `shrink` says, INTER_LINEAR
 //   otherwise: engine.preprocess.shrinks_by_area) top-left into a black canvas;
 // - crop_normalise, the landmark model's: a rectangle of the image (the square crop), grey (cv2.COLOR_RGB2GRAY)
-//   when `grey`, resized INTER_LINEAR to the model's size (what cv2.dnn.blobFromImages does).
+//   when `grey_out`, resized INTER_LINEAR to the model's size (what cv2.dnn.blobFromImages does).
+// `swap_rb` writes the planes in BGR order, for a model that takes BGR.
 // Bilinear is OpenCV's fixed-point maths with the shifts of its SIMD code, so results agree with cv2.resize
 // to the level. The suite runs this source on the CPU (tests/cuda_emulation.py) against the OpenCV path.
 
@@ -96,7 +97,7 @@ extern "C" __global__ void letterbox_normalise(
 
 extern "C" __global__ void crop_normalise(
     const unsigned char* src, int src_pitch, int crop_x, int crop_y, int crop_w, int crop_h,
-    float* dst, int dst_w, int dst_h, int grey_out, float mean, float scale)
+    float* dst, int dst_w, int dst_h, int grey_out, float mean, float scale, int swap_rb)
 {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
@@ -114,8 +115,9 @@ extern "C" __global__ void crop_normalise(
         return;
     }
     for (int c = 0; c < 3; ++c) {
-        int value = linear_blend(r0[tx.first * 3 + c], r0[tx.second * 3 + c],
-                                 r1[tx.first * 3 + c], r1[tx.second * 3 + c], tx, ty);
+        int s = swap_rb ? 2 - c : c;
+        int value = linear_blend(r0[tx.first * 3 + s], r0[tx.second * 3 + s],
+                                 r1[tx.first * 3 + s], r1[tx.second * 3 + s], tx, ty);
         dst[c * plane + at] = ((float)value - mean) * scale;
     }
 }
