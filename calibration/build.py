@@ -6,7 +6,9 @@ from pathlib import Path
 
 from calibration.dataset import CalibrationSet, build_calibration_set
 from calibration.qdq import BlobReader, quantize
+from engine.backends.int8 import Int8Route, write_route
 from engine.pipeline import FacePipeline
+from models import paths
 
 
 def calibration_set(paths: list[Path], *, max_detector: int = 300, max_faces: int = 1500) -> CalibrationSet:
@@ -14,8 +16,9 @@ def calibration_set(paths: list[Path], *, max_detector: int = 300, max_faces: in
     return build_calibration_set(paths, FacePipeline(), max_detector=max_detector, max_faces=max_faces)
 
 
-def write_qdq_models(calibration: CalibrationSet, *, method: str = "percentile") -> dict[str, Path]:
-    """Quantize each model the pipeline uses; returns model name -> Q/DQ file."""
+def write_qdq_models(calibration: CalibrationSet, digest: str, *, method: str = "percentile") -> dict[str, Path]:
+    """Quantize each model the pipeline uses and record the Q/DQ route with the calibration photos' `digest`
+    (`engine.backends.int8`); returns model name -> Q/DQ file."""
     pipeline = FacePipeline()
     written = {}
     for spec in pipeline.manifest.pipeline_models():
@@ -24,4 +27,5 @@ def write_qdq_models(calibration: CalibrationSet, *, method: str = "percentile")
         model = pipeline.models[spec.name]
         reader = BlobReader(spec.input.name, calibration.images[spec.name], spec.input)
         written[spec.name] = quantize(model.prepared, model.quantized, reader, method=method)
+    write_route(paths.calibration_dir(), Int8Route("qdq", digest))
     return written

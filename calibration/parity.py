@@ -18,6 +18,7 @@ import numpy as np
 
 from calibration.build import calibration_set, write_qdq_models
 from engine.align import similarity_matrix
+from engine.backends.int8 import photos_digest
 from engine.decode import DecodedImage
 from engine.faces import Detection
 from engine.pipeline import FacePipeline, PipelineConfig
@@ -194,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate:
         train_photos = sorted({args.lfw / "images" / n for p in read_pairs(args.lfw / "pairsDevTrain.tsv")
                                for n in (p.a, p.b)})
-        write_qdq_models(calibration_set(train_photos), method=args.method)
+        write_qdq_models(calibration_set(train_photos), photos_digest(train_photos), method=args.method)
     report = measure(args.lfw, args.assets, args.limit)
     print(json.dumps(report, indent=None if args.json else 2))
     return 0

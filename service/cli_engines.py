@@ -63,9 +63,8 @@ def _engines_build(args: argparse.Namespace) -> int:
         if not implicit:
             from calibration.build import write_qdq_models
 
-            for name, path in write_qdq_models(calibration).items():
+            for name, path in write_qdq_models(calibration, digest).items():
                 print(f"{name}: {path}")
-            write_route(paths.calibration_dir(), route)
     elif implicit and route.name != "calibrator":
         print("--implicit needs --calibration DIR (a folder of photos with faces, a few hundred)")
         return 2
