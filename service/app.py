@@ -17,6 +17,7 @@ from service.jobs import CallbackDeliverer, JobStore
 from service.metrics import Metrics
 from service.middleware import api_middleware
 from service.runtime import Runtime
+from service.workspace_reload import WorkspacesReloader
 from service.workspaces import WorkspaceStore
 
 log = logging.getLogger("facecompare.app")
@@ -91,7 +92,8 @@ def make_runner(app: web.Application, config: ServiceConfig) -> web.AppRunner:
 
 
 async def serve(app: web.Application, config: ServiceConfig) -> None:
-    """Listen until SIGTERM or SIGINT, then stop accepting, finish in-flight requests and jobs, and return."""
+    """Listen until SIGTERM or SIGINT, then stop accepting, finish in-flight requests and jobs, and return.
+    SIGHUP applies the configured `workspaces` file again."""
     runner = make_runner(app, config)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
@@ -100,6 +102,8 @@ async def serve(app: web.Application, config: ServiceConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if config.workspaces is not None:
+        loop.add_signal_handler(signal.SIGHUP, WorkspacesReloader(app[SERVICES].workspaces, config.workspaces).request)
     port = runner.addresses[0][1] if runner.addresses else config.port
     log.info("listening", extra={"fields": {"host": config.host, "port": port}})
     await stop.wait()
