@@ -210,7 +210,7 @@ class WorkspaceStore:
     def rotate_key(self, name: str, grace: float = 0.0, key: str | None = None) -> str:
         """A new key (`key`, else a random one) for the workspace. Every older key stops working in the same
         transaction, or `grace` seconds from now (never later than an expiry it already had)."""
-        new_key = key or _new_key()
+        new_key = _new_key() if key is None else key
         with self.db.write() as conn:
             workspace_id = self._id_of(conn, name)
             if grace > 0:
@@ -224,7 +224,7 @@ class WorkspaceStore:
 
     def add_key(self, name: str, key: str | None = None) -> str:
         """One more key (`key`, else a random one), the others kept: clients move to it without a gap."""
-        new_key = key or _new_key()
+        new_key = _new_key() if key is None else key
         with self.db.write() as conn:
             self._add_key(conn, self._id_of(conn, name), key_hash(new_key))
         return new_key
