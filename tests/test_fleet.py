@@ -118,7 +118,8 @@ def test_import_matches_the_file_and_twice_changes_nothing(tmp_path: Path) -> No
     store.add("legacy")
     new_key = fleet_key()
     document = {"version": 1, "workspaces": [
-        {"name": "gate", "threshold": 70, "mode": "async", "keys": [key_entry(new_key)]},
+        {"name": "gate", "threshold": 70, "mode": "async",
+         "keys": [key_entry(new_key), key_entry(fleet_key(), expiresAt="2099-01-01T00:00:00.123+01:00")]},
         {"name": "lobby", "enabled": False, "allowlist": ["192.168.1.0/24"], "callbackSecret": "s" * 64,
          "keys": [key_entry(fleet_key())]},
     ]}
@@ -317,7 +318,10 @@ def test_sighup_reload_under_load_drops_no_request(tmp_path: Path) -> None:
             for _ in range(most):
                 if not reloading.is_set() or time.monotonic() > deadline:
                     return
-                statuses.append(make_request().status_code)
+                try:
+                    statuses.append(make_request().status_code)
+                except requests.RequestException:
+                    statuses.append(0)
 
         def get() -> requests.Response:
             return requests.get(result_url, headers=headers, timeout=30)
@@ -336,10 +340,11 @@ def test_sighup_reload_under_load_drops_no_request(tmp_path: Path) -> None:
             else:
                 kiosk = [{"name": "kiosk", "keys": (key_hash(kiosk_key),)}] if round_ % 2 else []
                 _declare(declared, [{**gate, "threshold": 70.0 + round_}, *kiosk])
-            done = _reloads(server)
+            done, waited = _reloads(server), time.monotonic() + 10
             os.kill(server.pid, signal.SIGHUP)
-            while _reloads(server) == done and time.monotonic() < deadline:
+            while _reloads(server) == done and time.monotonic() < waited:
                 time.sleep(0.01)
+            assert _reloads(server) == done + 1, f"SIGHUP {round_} was not answered by a reload"
         reloading.clear()
         for thread in threads:
             thread.join(60)
