@@ -289,7 +289,8 @@ class WorkspaceStore:
                 current = existing.get(spec.name)
                 if current is None:
                     workspace_id = self._insert_spec(conn, spec)
-                    changes.append(f"added workspace {spec.name}")
+                    made_here = "" if spec.callback_secret else " (callback secret made here: the file has none)"
+                    changes.append(f"added workspace {spec.name}{made_here}")
                 else:
                     workspace_id = current.id
                     changes += self._update(conn, current, spec)

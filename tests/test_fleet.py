@@ -18,11 +18,14 @@ from pathlib import Path
 
 import pytest
 import requests
+import tomli_w
+from hypothesis import strategies as st
 
 from service.cli import main
 from service.config import load_config
-from service.workspace_file import dump, parse
+from service.workspace_file import WorkspaceFileError, dump, parse
 from service.workspaces import WorkspaceSpec, WorkspaceStore, key_hash
+from tests.fuzzing import run_property, scaled
 from tests.http_helpers import b64, photo, served
 from tests.service_process import FACECOMPARE, REPO, ServiceProcess, add_workspace, facecompare
 
@@ -74,7 +77,8 @@ def test_export_imported_elsewhere_authenticates_the_same_keys_over_http(tmp_pat
     exported = tmp_path / "fleet.toml"
     exported.write_text(facecompare("workspace", "export", "--data-dir", str(first)).stdout)
     second = tmp_path / "second"
-    assert "added workspace gate" in facecompare("workspace", "import", str(exported), "--data-dir", str(second)).stdout
+    imported = facecompare("workspace", "import", str(exported), "--data-dir", str(second)).stdout
+    assert "added workspace gate (callback secret made here: the file has none)" in imported
     # The same through JSON, on a third device.
     exported_json = tmp_path / "fleet.json"
     exported_json.write_text(cli(first, "export", "--json")[1])
@@ -255,6 +259,53 @@ def test_a_bad_file_changes_nothing_and_names_its_problem(tmp_path: Path, name: 
     assert capsys.readouterr().out == ""
 
 
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats() | st.text(max_size=80)
+    | st.sampled_from(["gate", "sync", "async", "10.0.0.0/8", "0123456789abcdef", "ab" * 32, "2030-01-01T00:00Z"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["name", "mode", "threshold", "enabled", "allowlist", "keys", "id", "sha256", "expiresAt",
+                         "callbackSecret", "workspaces", "version", "x"]), inner, max_size=5),
+    max_leaves=20)
+
+
+@st.composite
+def workspace_documents(draw: st.DrawFn) -> tuple[str, bool]:
+    """A valid file with some of its values replaced by anything JSON holds, or text that is no file at all."""
+    document = {"version": 1, "workspaces": [{**GOOD, "threshold": 80, "allowlist": ["10.0.0.0/8"]}]}
+    entry = document["workspaces"][0]
+    for field in draw(st.lists(st.sampled_from(sorted(entry)), max_size=3)):
+        entry[field] = draw(JSON_VALUES)
+    if draw(st.booleans()):
+        document = draw(JSON_VALUES)
+    as_json = draw(st.booleans())
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.text(max_size=200)), as_json
+    try:
+        return (json.dumps(document) if as_json else tomli_w.dumps(document)), as_json
+    except (TypeError, ValueError, AttributeError):  # TOML has no null and no top-level list
+        return json.dumps(document, allow_nan=True), True
+
+
+def test_fuzzed_files_are_applied_or_refused_by_name(tmp_path: Path) -> None:
+    store = WorkspaceStore(tmp_path)
+    outcomes = {"applied": 0, "refused": 0}
+
+    def check(case: tuple[str, bool]) -> None:
+        text, as_json = case
+        try:
+            specs = parse(text, as_json=as_json)
+        except WorkspaceFileError as error:
+            assert str(error).startswith("workspaces file: ")
+            outcomes["refused"] += 1
+            return
+        store.sync(specs)  # a file that passed the check never fails in the database
+        assert store.sync(specs) == []
+        outcomes["applied"] += 1
+
+    assert run_property(workspace_documents(), 300, check) == scaled(300)
+    assert min(outcomes.values()) > 10
+
+
 def test_a_database_from_before_key_expiry_is_upgraded(tmp_path: Path) -> None:
     store = WorkspaceStore(tmp_path)
     _, key = store.add("gate")
@@ -283,6 +334,17 @@ def test_serve_refuses_to_start_on_a_bad_workspaces_file(tmp_path: Path) -> None
                            str(tmp_path / "data")], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "mode must be one of" in done.stderr and str(declared) in done.stderr
     assert WorkspaceStore(tmp_path / "data").list() == []
+
+
+def test_sighup_without_a_workspaces_file_is_only_logged(tmp_path: Path) -> None:
+    with ServiceProcess(tmp_path / "data") as server:
+        os.kill(server.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while not any(e["msg"].startswith("SIGHUP") for e in server.logs()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert requests.get(server.url + "/healthz", timeout=10).status_code == 200
+        assert authenticates(server.url, server.printed_key) == 404
+    assert any(e["msg"].startswith("SIGHUP: no workspaces file") for e in server.logs())
 
 
 def _declare(path: Path, workspaces: list[dict]) -> None:
