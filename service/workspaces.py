@@ -262,12 +262,13 @@ class WorkspaceStore:
         return _workspace(row), key
 
     def export(self) -> list[WorkspaceSpec]:
-        """Every workspace as a fleet would declare it, with its unexpired key hashes and its callback secret."""
+        """Every workspace as a fleet would declare it, with its unexpired key hashes and its callback secret;
+        in a fixed order, so that two devices that match the same file export the same text."""
         now = time.time()
         with self.db.read() as conn:
             keys: dict[int, list[KeyHash]] = {}
             for row in conn.execute("SELECT * FROM api_keys WHERE expires_at IS NULL OR expires_at > ?"
-                                    " ORDER BY created_at, key_id", (now,)):
+                                    " ORDER BY key_id", (now,)):
                 keys.setdefault(row["workspace_id"], []).append(
                     KeyHash(row["key_id"], row["secret_sha256"], row["expires_at"]))
             return [WorkspaceSpec(name=w.name, enabled=w.enabled, mode=w.mode, threshold=w.threshold,

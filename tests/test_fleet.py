@@ -185,6 +185,7 @@ def test_grace_period_ends_on_time(tmp_path: Path) -> None:
     # A second device given the export during the grace period ends the old key at the same instant.
     other = WorkspaceStore(tmp_path / "second")
     other.sync(parse(dump(store.export()), as_json=False))
+    assert dump(other.export()) == dump(store.export())
     for device in (store, other):
         assert device.authenticate(old_key) is not None and device.authenticate(new_key) is not None
     time.sleep(max(0.0, started + grace - 0.25 - time.time()))
