@@ -36,7 +36,7 @@ def fleet_key() -> str:
 
 
 def key_entry(key: str, **extra: str) -> dict[str, str]:
-    prefix, key_id, secret = key.split("_", 2)
+    _, key_id, secret = key.split("_", 2)
     return {"id": key_id, "sha256": hashlib.sha256(secret.encode()).hexdigest(), **extra}
 
 
@@ -245,19 +245,18 @@ BAD_FILES = [
 
 
 @pytest.mark.parametrize(("name", "content", "problem"), BAD_FILES, ids=[case[0] for case in BAD_FILES])
-def test_a_bad_file_changes_nothing_and_names_its_problem(tmp_path: Path, name: str, content: object,
-                                                          problem: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_file_changes_nothing_and_names_its_problem(tmp_path: Path, cli, name: str, content: object,
+                                                          problem: str) -> None:
     store = WorkspaceStore(tmp_path / "device")
     _, key = store.add("gate")
     store.add("kiosk")
     before = store.export()
     path = tmp_path / name
     path.write_text(content if isinstance(content, str) else json.dumps(content))
-    with pytest.raises(SystemExit) as refused:
-        main(["workspace", "import", str(path), "--data-dir", str(tmp_path / "device")])
-    assert problem in str(refused.value) and str(path) in str(refused.value)
+    status, out, err = cli(tmp_path / "device", "import", str(path))
+    assert status == 1 and out == ""
+    assert problem in err and str(path) in err
     assert store.export() == before and store.authenticate(key) is not None
-    assert capsys.readouterr().out == ""
 
 
 JSON_VALUES = st.recursive(
