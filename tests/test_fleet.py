@@ -27,7 +27,7 @@ from service.workspace_file import WorkspaceFileError, dump, parse
 from service.workspaces import WorkspaceSpec, WorkspaceStore, key_hash
 from tests.fuzzing import run_property, scaled
 from tests.http_helpers import b64, photo, served
-from tests.service_process import FACECOMPARE, REPO, ServiceProcess, add_workspace, facecompare
+from tests.service_process import FACECOMPARE, REPO, ServiceProcess, facecompare
 
 
 def fleet_key() -> str:
@@ -71,14 +71,15 @@ def authenticates(url: str, key: str) -> int:
 
 def test_export_imported_elsewhere_authenticates_the_same_keys_over_http(tmp_path: Path, cli) -> None:
     first = tmp_path / "first"
-    created = add_workspace(first, "gate", "--threshold", "75", "--allow", "10.0.0.0/8", "--allow", "127.0.0.0/8")
+    gate_workspace, generated = WorkspaceStore(first).add("gate", threshold=75, allowlist=["10.0.0.0/8", "127.0.0.0/8"])
+    created = {"apiKey": generated, "callbackSecret": gate_workspace.callback_secret}
     chosen = fleet_key()
     assert workspace(first, "add-key", "gate", "--key-from-stdin", stdin=chosen + "\n").returncode == 0
     exported = tmp_path / "fleet.toml"
     exported.write_text(facecompare("workspace", "export", "--data-dir", str(first)).stdout)
     second = tmp_path / "second"
-    imported = facecompare("workspace", "import", str(exported), "--data-dir", str(second)).stdout
-    assert "added workspace gate (callback secret made here: the file has none)" in imported
+    status, imported, _ = cli(second, "import", str(exported))
+    assert status == 0 and "added workspace gate (callback secret made here: the file has none)" in imported
     # The same through JSON, on a third device.
     exported_json = tmp_path / "fleet.json"
     exported_json.write_text(cli(first, "export", "--json")[1])
