@@ -1,4 +1,5 @@
-"""Workspaces: who may call the service, with which keys, threshold, mode, callback secret and allowlist.
+"""Workspaces: who may call the service, with which keys, threshold, mode, callback secret, allowlist and
+liveness policy.
 
 An API key is `fcw_<key id>_<secret>`. Only the key id (random, public, for the lookup) and a SHA-256 of the
 secret are stored; the secret is 256 random bits, so an unsalted hash is enough, and the stored hash is
@@ -46,6 +47,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 CREATE INDEX IF NOT EXISTS api_keys_workspace ON api_keys(workspace_id);
 """
+# Columns added after the first release: added to an older file when it is opened.
+_ADDED_COLUMNS = {
+    "require_liveness": "INTEGER NOT NULL DEFAULT 0",
+    "liveness_threshold": "REAL",  # NULL: the shipped threshold
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class Workspace:
     mode: str  # "sync" | "async"
     callback_secret: str
     allowlist: tuple[str, ...]  # CIDRs, empty = use the global one
+    require_liveness: bool = False  # every compare checks the target's liveness; not live is no match
+    liveness_threshold: float | None = None  # None: the shipped threshold
 
 
 class WorkspaceError(Exception):
@@ -82,7 +90,13 @@ def _new_key() -> tuple[str, str, bytes]:
 def _workspace(row: sqlite3.Row) -> Workspace:
     return Workspace(id=row["id"], name=row["name"], enabled=bool(row["enabled"]), threshold=row["threshold"],
                      mode=row["mode"], callback_secret=row["callback_secret"],
-                     allowlist=tuple(json.loads(row["allowlist"])))
+                     allowlist=tuple(json.loads(row["allowlist"])), require_liveness=bool(row["require_liveness"]),
+                     liveness_threshold=row["liveness_threshold"])
+
+
+def _check_threshold(name: str, value: float) -> None:
+    if not 0.0 <= value <= 100.0:
+        raise WorkspaceError(f"{name} must be within 0-100, not {value}")
 
 
 class WorkspaceStore:
@@ -90,6 +104,11 @@ class WorkspaceStore:
 
     def __init__(self, data_dir: Path) -> None:
         self.db = Database(Path(data_dir) / "workspaces.sqlite3", _SCHEMA)
+        with self.db.write() as conn:
+            present = {row["name"] for row in conn.execute("PRAGMA table_info(workspaces)")}
+            for column, declaration in _ADDED_COLUMNS.items():
+                if column not in present:
+                    conn.execute(f"ALTER TABLE workspaces ADD COLUMN {column} {declaration}")
 
     def authenticate(self, api_key: str) -> Workspace | None:
         """The key's workspace, disabled ones included (the caller answers 403); None for an unknown key."""
@@ -106,10 +125,35 @@ class WorkspaceStore:
         return _workspace(row)
 
     def add(self, name: str, mode: str = "sync", threshold: float = 80.0,
-            allowlist: Iterable[str] = ()) -> tuple[Workspace, str]:
+            allowlist: Iterable[str] = (), require_liveness: bool = False,
+            liveness_threshold: float | None = None) -> tuple[Workspace, str]:
         """Create a workspace; its API key is returned here and never again."""
         with self.db.write() as conn:
-            return self._insert(conn, name, mode, threshold, allowlist)
+            key = self._insert(conn, name, mode, threshold, allowlist)[1]
+            self._set_liveness(conn, name, require_liveness, liveness_threshold)
+        return self.get(name), key
+
+    def update(self, name: str, *, threshold: float | None = None, require_liveness: bool | None = None,
+               liveness_threshold: float | None = None) -> Workspace:
+        """Change the given settings of a workspace; the next request uses them."""
+        with self.db.write() as conn:
+            row = conn.execute("SELECT * FROM workspaces WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise UnknownWorkspace(name)
+            if threshold is not None:
+                _check_threshold("threshold", threshold)
+                conn.execute("UPDATE workspaces SET threshold = ? WHERE name = ?", (float(threshold), name))
+            current = _workspace(row)
+            self._set_liveness(conn, name, current.require_liveness if require_liveness is None else require_liveness,
+                               current.liveness_threshold if liveness_threshold is None else liveness_threshold)
+        return self.get(name)
+
+    @staticmethod
+    def _set_liveness(conn: sqlite3.Connection, name: str, required: bool, threshold: float | None) -> None:
+        if threshold is not None:
+            _check_threshold("liveness threshold", threshold)
+        conn.execute("UPDATE workspaces SET require_liveness = ?, liveness_threshold = ? WHERE name = ?",
+                     (int(required), None if threshold is None else float(threshold), name))
 
     def ensure_default(self) -> str | None:
         """On first start, create `default` and return its key (once); None when any workspace exists."""
@@ -169,8 +213,7 @@ class WorkspaceStore:
             raise WorkspaceError(f"bad workspace name {name!r}: letters, digits, '_', '.', '-', at most 64")
         if mode not in MODES:
             raise WorkspaceError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if not 0.0 <= threshold <= 100.0:
-            raise WorkspaceError(f"threshold must be within 0-100, not {threshold}")
+        _check_threshold("threshold", threshold)
         try:
             cidrs = tuple(str(net) for net in parse_networks(allowlist))
         except ValueError as exc:
