@@ -20,16 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from bench.liveness_data import DATA_ROOT, Frame, largest_faces, nuaa_frames, replay_frames
+from engine.align import align_face
 from engine.liveness import LivenessCheck
 from engine.pipeline import FacePipeline
 
@@ -40,6 +43,8 @@ THRESHOLD_RULE = (
     "t_a = the lowest score that keeps APCER <= 1% (a spoof is accepted at score >= t), t_b = the highest that "
     "keeps BPCER <= 2%; both met (t_a <= t_b): the midpoint of t_a and t_b in log-odds; else t_a (no false "
     "accepts come first)")
+# What a workspace's --liveness-threshold trades: every set judged at these thresholds too.
+SWEEP = (5.0, 10.0, 25.0, 50.0)
 # Scores are shown with two decimals: log-odds of 0.01 and 99.99 bound the midpoint.
 SCORE_FLOOR, SCORE_CEILING = 0.01, 99.99
 
@@ -111,47 +116,77 @@ def roc_points(scores: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path) -> None:
+    """Left: the error trade-off of each set, a dot at the shipped threshold. Right: every frame's score (log-odds
+    axis), live and spoof apart, with the threshold: how wide the margin is, and who falls on the wrong side."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 5))
-    for label, (scores, live, threshold) in curves.items():
+    fig, (trade_off, spread) = plt.subplots(1, 2, figsize=(11, 5))
+    rng = np.random.default_rng(0)
+    for index, (label, (scores, live, threshold)) in enumerate(curves.items()):
         apcer, tpr = roc_points(scores, live)
-        line = ax.plot(np.maximum(apcer, 1e-3), 1 - tpr, drawstyle="steps-post", label=label)[0]
+        line = trade_off.plot(np.maximum(apcer, 1e-3), 1 - tpr, drawstyle="steps-post", label=label)[0]
         at = error_rates(scores, live, threshold)
-        ax.plot(max(at["apcer"], 1e-3), at["bpcer"], "o", color=line.get_color())
-    ax.set_xscale("log")
-    ax.set_xlim(1e-3, 1)
-    ax.set_ylim(-0.01, 1)
-    ax.axvline(APCER_GOAL, color="grey", linestyle=":", linewidth=1)
-    ax.axhline(BPCER_GOAL, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("APCER (spoofs accepted; 0 drawn at 1e-3)")
-    ax.set_ylabel("BPCER (live refused)")
-    ax.set_title("fr_liveness: error trade-off (dot: shipped threshold)")
-    ax.legend(loc="upper right")
+        trade_off.plot(max(at["apcer"], 1e-3), at["bpcer"], "o", color=line.get_color())
+        shown = np.clip(np.nan_to_num(scores, nan=0.0) / 100.0, 1e-4, 1 - 1e-4)
+        for offset, kind, marker in ((0.0, live, "o"), (0.4, ~live, "x")):
+            x = index + offset + rng.uniform(-0.12, 0.12, int(kind.sum()))
+            spread.scatter(x, shown[kind], s=8, marker=marker, color=line.get_color(), alpha=0.6)
+        spread.axhline(threshold / 100.0, color="black", linewidth=1)
+    trade_off.set_xscale("log")
+    trade_off.set_xlim(1e-3, 1)
+    trade_off.set_ylim(-0.01, 1)
+    trade_off.axvline(APCER_GOAL, color="grey", linestyle=":", linewidth=1)
+    trade_off.axhline(BPCER_GOAL, color="grey", linestyle=":", linewidth=1)
+    trade_off.set_xlabel("APCER (spoofs accepted; 0 drawn at 1e-3)")
+    trade_off.set_ylabel("BPCER (live refused)")
+    trade_off.set_title("error trade-off (dot: shipped threshold)")
+    trade_off.legend(loc="upper right")
+    spread.set_yscale("logit")
+    spread.set_xticks([i + 0.2 for i in range(len(curves))], [f"{label.split(' (')[0]}\nlive o, spoof x"
+                                                              for label in curves])
+    spread.set_ylabel("liveness score / 100 (log-odds axis; no face at the bottom)")
+    spread.set_title("every frame's score; line: shipped threshold")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
+def _timed(call: Callable[[], object], runs: int, per_call: int) -> dict:
+    for _ in range(10):
+        call()
+    wall, cpu = [], []
+    for _ in range(runs):
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        call()
+        wall.append((time.perf_counter() - started) * 1000 / per_call)
+        cpu.append((time.thread_time() - started_cpu) * 1000 / per_call)
+    return {"msPerFaceMedian": round(statistics.median(wall), 3),
+            "msPerFaceP90": round(float(np.percentile(wall, 90)), 3),
+            "cpuMsPerFaceMedian": round(statistics.median(cpu), 3)}
+
+
 def stage_cost(pipeline: FacePipeline, repeat: int = 200) -> dict:
-    """Milliseconds per face for the liveness stage alone (crop, resize, inference, softmax), one face a call."""
+    """Milliseconds per face for the liveness stage alone (crop, resize, inference, softmax), one face a call and
+    eight a call: wall time, and this thread's CPU time (a one-thread ONNX Runtime model runs in the caller's
+    thread), which other processes on a busy machine inflate less. The yardstick, timed the same way in the same
+    run: one MobileFaceNet embedding of an aligned crop, whose cost docs/PERFORMANCE.md gives."""
     from tests.assets import asset_path
 
     image = pipeline.decode(asset_path("obama.jpg").read_bytes())
     (found,) = pipeline.detector.detect([image.pixels])
-    face = [(image.pixels, found[0])]
-    for _ in range(10):
-        pipeline.liveness_scores(face)
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        pipeline.liveness_scores(face)
-        times.append((time.perf_counter() - started) * 1000)
-    return {"msPerFaceMedian": round(statistics.median(times), 3),
-            "msPerFaceP90": round(float(np.percentile(times, 90)), 3), "repeat": repeat}
+    (points,) = pipeline.landmarks.points([(image.pixels, found[0])])
+    aligned = align_face(image.pixels, points, pipeline.recognizer.crop_size)
+    mobilefacenet = pipeline.recognizer.members[-1]
+    report: dict = {"threads": pipeline.threads, "repeat": repeat}
+    for faces in (1, 8):
+        batch = [(image.pixels, found[0])] * faces
+        report[f"batchOf{faces}"] = _timed(partial(pipeline.liveness_scores, batch), repeat // faces, faces)
+    report["yardstick"] = {"model": mobilefacenet.spec.name,
+                           **_timed(lambda: mobilefacenet.embed([aligned]), repeat, 1)}
+    return report
 
 
 # Run in each tree (this one and `--before`) as `python -c`: the tree's own code, the same venv. Each line on
@@ -206,6 +241,13 @@ def compare_cost(before: Path, rounds: int, per_round: int = 20) -> dict:
             "sameAnswerWithFlagOff": answers["before"] == answers["after"]}
 
 
+def _machine() -> dict:
+    """The CPU model, the cores this process may use, and the load average as the costs were measured."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)), "loadAverage": [round(v, 2) for v in os.getloadavg()]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nuaa", type=Path, default=DATA_ROOT / "nuaa-dev")
@@ -214,9 +256,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=Path("bench/results/liveness-roc.png"))
     parser.add_argument("--before", type=Path, default=None, help="a worktree of the commit before liveness")
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--cost-only", action="store_true", help="only the costs (to --out): no data needed")
     args = parser.parse_args(argv)
 
     pipeline = FacePipeline()
+    if args.cost_only:
+        report = {"cost": {"stage": stage_cost(pipeline)}, "machine": _machine()}
+        if args.before:
+            report["cost"]["compare"] = compare_cost(args.before, args.rounds)
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+        print(json.dumps(report, indent=1))
+        return 0
     shipped = pipeline.resolve_liveness(LivenessCheck()).threshold
     nuaa = nuaa_frames(args.nuaa)
     scores, faces = score_frames(pipeline, nuaa)
@@ -226,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     replay_live, sessions = np.array([f.live for f in replay]), np.array([f.group for f in replay])
 
     report = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "machine": _machine(),
         "rule": THRESHOLD_RULE,
         "shippedThreshold": shipped,
         "ruleOnAllNuaaSubjects": choose_threshold(scores, live),
@@ -241,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         "nuaaMisjudged": [{**face, "live": f.live, "score": None if np.isnan(v) else float(v)}
                           for f, face, v in zip(nuaa, faces, scores, strict=True)
                           if np.isnan(v) or (v >= shipped) != f.live],
+        "sweep": {str(t): {"nuaa": error_rates(scores, live, t),
+                           **{str(s): error_rates(replay_scores[sessions == s], replay_live[sessions == s], t)
+                              for s in np.unique(sessions)}} for t in (*SWEEP, shipped)},
         "cost": {"stage": stage_cost(pipeline)},
     }
     if args.before:
