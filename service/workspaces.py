@@ -94,6 +94,8 @@ class WorkspaceSpec:
     allowlist: tuple[str, ...] = ()
     keys: tuple[KeyHash, ...] = ()
     callback_secret: str | None = None  # None: keep the device's own (a new workspace gets a random one)
+    require_liveness: bool = False
+    liveness_threshold: float | None = None  # None: the shipped threshold
 
 
 class WorkspaceError(Exception):
@@ -317,7 +319,8 @@ class WorkspaceStore:
                     KeyHash(row["key_id"], row["secret_sha256"], row["expires_at"]))
             return [WorkspaceSpec(name=w.name, enabled=w.enabled, mode=w.mode, threshold=w.threshold,
                                   allowlist=w.allowlist, keys=tuple(keys.get(w.id, ())),
-                                  callback_secret=w.callback_secret)
+                                  callback_secret=w.callback_secret, require_liveness=w.require_liveness,
+                                  liveness_threshold=w.liveness_threshold)
                     for w in (_workspace(row) for row in conn.execute("SELECT * FROM workspaces ORDER BY name"))]
 
     def sync(self, specs: Iterable[WorkspaceSpec]) -> list[str]:
@@ -350,22 +353,25 @@ class WorkspaceStore:
     @staticmethod
     def _insert_spec(conn: sqlite3.Connection, spec: WorkspaceSpec) -> int:
         cursor = conn.execute(
-            "INSERT INTO workspaces (name, enabled, threshold, mode, callback_secret, allowlist, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO workspaces (name, enabled, threshold, mode, callback_secret, allowlist, created_at,"
+            " require_liveness, liveness_threshold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (spec.name, int(spec.enabled), float(spec.threshold), spec.mode,
-             spec.callback_secret or _new_callback_secret(), json.dumps(list(spec.allowlist)), time.time()))
+             spec.callback_secret or _new_callback_secret(), json.dumps(list(spec.allowlist)), time.time(),
+             int(spec.require_liveness), spec.liveness_threshold))
         return cursor.lastrowid
 
     @staticmethod
     def _update(conn: sqlite3.Connection, current: Workspace, spec: WorkspaceSpec) -> list[str]:
         wanted = {"enabled": spec.enabled, "mode": spec.mode, "threshold": float(spec.threshold),
-                  "allowlist": spec.allowlist, "callback_secret": spec.callback_secret or current.callback_secret}
+                  "allowlist": spec.allowlist, "callback_secret": spec.callback_secret or current.callback_secret,
+                  "require_liveness": spec.require_liveness, "liveness_threshold": spec.liveness_threshold}
         differs = [name for name, value in wanted.items() if getattr(current, name) != value]
         if not differs:
             return []
-        conn.execute("UPDATE workspaces SET enabled = ?, mode = ?, threshold = ?, allowlist = ?, callback_secret = ?"
-                     " WHERE id = ?", (int(spec.enabled), spec.mode, float(spec.threshold),
-                                       json.dumps(list(spec.allowlist)), wanted["callback_secret"], current.id))
+        conn.execute("UPDATE workspaces SET enabled = ?, mode = ?, threshold = ?, allowlist = ?, callback_secret = ?,"
+                     " require_liveness = ?, liveness_threshold = ? WHERE id = ?",
+                     (int(spec.enabled), spec.mode, float(spec.threshold), json.dumps(list(spec.allowlist)),
+                      wanted["callback_secret"], int(spec.require_liveness), spec.liveness_threshold, current.id))
         shown = [name if name == "callback_secret" else f"{name} {getattr(current, name)!r} -> {wanted[name]!r}"
                  for name in differs]
         return [f"updated workspace {spec.name}: {', '.join(shown)}"]

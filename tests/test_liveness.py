@@ -187,3 +187,22 @@ def test_liveness_and_compare_commands(tmp_path: Path) -> None:
     compared = json.loads(_cli("compare", obama2, obama, "--liveness", "--json").stdout)
     assert compared["result"]["faceMatch"]["liveness"] == somebody["liveness"]
     assert "liveness" in _cli("compare", obama2, obama, "--liveness").stdout
+
+
+def test_the_liveness_policy_travels_in_a_workspaces_file(tmp_path: Path) -> None:
+    from service.workspace_file import WorkspaceFileError, dump, parse
+
+    source = WorkspaceStore(tmp_path / "a")
+    source.add("gate", require_liveness=True, liveness_threshold=70.0)
+    source.add("kiosk")
+    text = dump(source.export())
+    target = WorkspaceStore(tmp_path / "b")
+    target.sync(parse(text, as_json=False))
+    gate, kiosk = target.get("gate"), target.get("kiosk")
+    assert (gate.require_liveness, gate.liveness_threshold) == (True, 70.0)
+    assert (kiosk.require_liveness, kiosk.liveness_threshold) == (False, None)
+    changed = target.sync(parse(text.replace("requireLiveness = true", "requireLiveness = false"), as_json=False))
+    assert changed and not target.get("gate").require_liveness
+    for bad in ({"requireLiveness": "yes"}, {"livenessThreshold": 101}, {"livenessThreshold": True}):
+        with pytest.raises(WorkspaceFileError, match="iveness"):
+            parse(json.dumps({"workspaces": [{"name": "gate", **bad}]}), as_json=True)
