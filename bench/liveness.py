@@ -11,9 +11,10 @@ threshold chosen on the other seven judges the eighth, and the pooled errors are
 new people. The shipped threshold is the rule applied to all eight subjects. Replay dev is judged at the
 shipped threshold and never tunes it.
 
-Cost: the liveness stage's milliseconds per face in process (ONNX Runtime on the CPU, batch of one), and
-with `--before TREE` (a `git worktree` of the commit before liveness) a compare's milliseconds with the flag
-off against that tree's, in two live processes whose rounds alternate, with their answers compared.
+Cost: the liveness stage's milliseconds per face in process (ONNX Runtime on the CPU, one face and eight a
+call), beside a MobileFaceNet embedding timed the same way as a yardstick; with `--before TREE` (a
+`git worktree` of the commit before liveness) a compare's milliseconds with the flag off against that tree's,
+in two live processes whose rounds alternate, with their answers compared.
 """
 
 from __future__ import annotations
