@@ -228,7 +228,7 @@ def _iou(a: Any, b: Any) -> float:
 
 def models_check(name: str, candidate: Any, reference: Any, photos: dict[str, bytes]) -> Check:
     """Each stage's outputs on the test photos: boxes (IoU), landmarks (px), embeddings (cosine)."""
-    ious, point_errors, cosines = [], [], []
+    ious, point_errors, cosines, live = [], [], [], []
     for data in photos.values():
         pixels = reference.decode(data).pixels
         (found,), (got,) = reference.detector.detect([pixels]), candidate.detector.detect([pixels])
@@ -241,10 +241,14 @@ def models_check(name: str, candidate: Any, reference: Any, photos: dict[str, by
         (faces,) = reference.faces([pixels], [found[:1]])
         (mine,) = candidate.faces([pixels], [found[:1]])
         cosines.append(float(faces[0].embedding @ mine[0].embedding))
-    ok = min(ious) >= 0.9 and min(cosines) >= 0.98
+        if reference.liveness is not None:
+            live.append(float(np.abs(reference.liveness.probabilities(face) - candidate.liveness.probabilities(face))
+                              .max()))
+    ok = min(ious) >= 0.9 and min(cosines) >= 0.98 and max(live, default=0.0) <= 0.05
     return Check(name, "pass" if ok else "fail",
                  f"{len(ious)} faces: box IoU min {min(ious):.3f}; landmarks max {max(point_errors):.2f} px; "
-                 f"embedding cosine min {min(cosines):.4f}")
+                 f"embedding cosine min {min(cosines):.4f}; liveness probability max difference "
+                 f"{max(live, default=0.0):.4f}")
 
 
 def compare_check(candidate: Any, reference: Any, photos: dict[str, bytes]) -> Check:

@@ -160,6 +160,22 @@ def test_emulated_warp_kernel_matches_opencv_with_and_without_flip() -> None:
 
 
 @needs_compiler
+def test_emulated_liveness_crop_kernel_matches_opencv() -> None:
+    """The liveness model's square crops (BGR planes) of the faces in the photos."""
+    from engine.pipeline import FacePipeline
+
+    pipeline = FacePipeline()
+    liveness = pipeline.liveness
+    spec = liveness.spec.input
+    for name in PHOTOS:
+        pixels = photo(name)
+        (found,) = pipeline.detector.detect([pixels])
+        for request in liveness.inputs([(pixels, d) for d in found[:3]]):
+            assert agreement(emulate(request, spec), cpu_blob(spec, [request]), spec) >= 0.995, name
+    pipeline.close()
+
+
+@needs_compiler
 def test_emulated_crop_kernel_writes_rgb_for_an_rgb_model() -> None:
     request = Crop(photo("obama.jpg"), (300, 200, 300, 300), (112, 112))
     assert agreement(emulate(request, RECOGNIZER), cpu_blob(RECOGNIZER, [request]), RECOGNIZER) >= 0.995
