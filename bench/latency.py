@@ -10,6 +10,12 @@ for `--duration` seconds or `--max-requests` requests, whichever ends first. Wit
 The server's CPU time per compare (user + system, warm-up included) tells what the machine could
 serve alone, however busy it is now. The server's peak RSS is its VmHWM, from its pid (`--pid`, the
 one started, or the process listening on the URL's port).
+
+Beside the HTTP figures, the same pairs are compared in process (bench/inprocess.py, in a process of its
+own running the served checkout's code, `--inprocess-rounds` times over the cycle, before the levels), and
+the ratios that judge the service against its own pipeline are computed from the two: the HTTP p50 at
+concurrency 1 over the in-process p50, and the compares/s at each level over the CPU-bound limit
+(cores x 1000 / in-process CPU ms per compare).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import asyncio
 import itertools
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -168,8 +176,41 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def in_process(pairs: list[Pair], checkout: Path, rounds: int) -> dict:
+    """bench/inprocess.py on the same pairs, with `checkout`'s code first on the path."""
+    with tempfile.TemporaryDirectory(prefix="fc-inprocess-") as tmp:
+        listing = []
+        for index, pair in enumerate(pairs):
+            for side, data in (("origin", pair.origin), ("target", pair.target)):
+                Path(tmp, f"{index}-{side}.jpg").write_bytes(data)
+            listing.append({"kind": pair.kind, "origin": f"{index}-origin.jpg", "target": f"{index}-target.jpg"})
+        Path(tmp, "pairs.json").write_text(json.dumps(listing))
+        done = subprocess.run([sys.executable, str(Path(__file__).with_name("inprocess.py")), tmp,
+                               "--rounds", str(rounds)], cwd=checkout, capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONPATH": str(checkout)})
+    return json.loads(done.stdout)
+
+
+def ratios(levels: dict[str, dict], inprocess: dict) -> dict[str, float]:
+    """The service against its own pipeline: HTTP p50 over in-process p50 at concurrency 1 (overall and per
+    kind), and each level's compares/s over the CPU-bound limit of this machine's cores."""
+    cores = len(os.sched_getaffinity(0))
+    limit = cores * 1000 / inprocess["cpu_ms_per_compare"]
+    result = {"cores": cores, "cpu_bound_limit_per_s": round(limit, 2)}
+    single = levels.get("1")
+    if single and single["p50_ms"] is not None:
+        result["c1_p50_http_over_inprocess"] = round(single["p50_ms"] / inprocess["p50_ms"], 3)
+        for kind, part in single["by_kind"].items():
+            floor = inprocess["by_kind"][kind]["p50_ms"]
+            result[f"c1_p50_http_over_inprocess_{kind}"] = round(part["p50_ms"] / floor, 3)
+    for level, stats in levels.items():
+        result[f"c{level}_rps_over_limit"] = round(stats["rps"] / limit, 3)
+    return result
+
+
 def run(base: str, key: str, pid: int | None, args: argparse.Namespace) -> dict:
     pairs = make_pairs(args.group_every)
+    inprocess = in_process(pairs, args.checkout or REPO, args.inprocess_rounds) if args.inprocess_rounds else None
     levels = {}
     for concurrency in args.concurrency:
         before = cpu_seconds(pid)
@@ -178,7 +219,10 @@ def run(base: str, key: str, pid: int | None, args: argparse.Namespace) -> dict:
         if before is not None and after is not None:
             stats["server_cpu_ms_per_compare"] = round((after - before) * 1000 / (stats["n"] + WARM_UP), 2)
         levels[str(concurrency)] = stats
-    return {"concurrency": levels, "peak_rss_mb": peak_rss_mb(pid)}
+    result = {"concurrency": levels, "peak_rss_mb": peak_rss_mb(pid), "load_average": os.getloadavg()}
+    if inprocess is not None:
+        result |= {"inprocess": inprocess, "ratios": ratios(levels, inprocess)}
+    return result
 
 
 def _own_server(args: argparse.Namespace) -> dict:
@@ -211,6 +255,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="a setting for the server this starts, e.g. max_wait_ms=4")
     parser.add_argument("--checkout", type=Path, help="serve the code of this checkout (e.g. a worktree of main),"
                                                      " to compare before and after")
+    parser.add_argument("--inprocess-rounds", type=int, default=3,
+                        help="times the cycle of pairs is compared in process (0: not at all)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.url:
@@ -230,6 +276,10 @@ def main(argv: list[str] | None = None) -> None:
         for kind, part in stats["by_kind"].items():
             print(f"    {kind:8s} n={part['n']}  p50 {part['p50_ms']}  p95 {part['p95_ms']}  p99 {part['p99_ms']}")
     print(f"peak RSS {result['peak_rss_mb']} MB" + (f", ready in {result['ready_s']} s" if "ready_s" in result else ""))
+    if "inprocess" in result:
+        inprocess = result["inprocess"]
+        print(f"in process: p50 {inprocess['p50_ms']} ms, CPU {inprocess['cpu_ms_per_compare']} ms/compare;"
+              f" ratios {result['ratios']}")
 
 
 if __name__ == "__main__":
