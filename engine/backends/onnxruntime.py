@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 
 from engine.backends.base import BackendInfo
-from models.surgery import unfold_prelu
+from models.surgery import flush_denormals, unfold_prelu
 
 # Measured per model on this hardware (docs/PERFORMANCE.md): "all" beats "basic" for every model we run,
 # 2.9x for the detector, 3.3x for the recognizers once their PRelu is unfolded.
@@ -45,6 +45,7 @@ class OnnxRuntimeBackend:
         model = onnx.load(str(onnx_path))
         if unfold:
             unfold_prelu(model)
+        flush_denormals(model)
         self._session = ort.InferenceSession(model.SerializeToString(), session_options(threads, optimisation, spin),
                                              providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self._session.get_inputs()]
