@@ -12,8 +12,12 @@ FULL_HD = (1920, 1080)
 
 
 def full_hd_jpeg(name: str, quality: int = 90) -> bytes:
-    """The photo scaled to fill 1080 rows, centred on a 1920x1080 grey canvas, as a JPEG."""
-    pixels = decode_image(asset_path(name).read_bytes()).pixels
+    """The test photo scaled to fill 1080 rows, centred on a 1920x1080 grey canvas, as a JPEG."""
+    return on_full_hd(decode_image(asset_path(name).read_bytes()).pixels, quality)
+
+
+def on_full_hd(pixels: np.ndarray, quality: int = 90) -> bytes:
+    """RGB pixels scaled to fill 1080 rows, centred on a 1920x1080 grey canvas, as a JPEG."""
     width, height = FULL_HD
     scale = height / pixels.shape[0]
     resized = cv2.resize(pixels, (min(width, round(pixels.shape[1] * scale)), height), interpolation=cv2.INTER_LINEAR)
