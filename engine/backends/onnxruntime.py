@@ -37,15 +37,17 @@ def session_options(threads: int, optimisation: str = "all", spin: bool = False)
 class OnnxRuntimeBackend:
     """One InferenceSession per model, created once; ORT sessions are safe to run from several threads.
 
-    `optimisation`, `unfold` and `spin` are the measured best by default; the benchmarks set them to compare.
+    `optimisation`, `unfold`, `spin` and `flush` are the measured best by default; the benchmarks set them
+    to compare.
     """
 
     def __init__(self, onnx_path: Path, *, precision: str = "fp32", max_batch: int = 32, threads: int = 0,
-                 optimisation: str = "all", unfold: bool = True, spin: bool = False) -> None:
+                 optimisation: str = "all", unfold: bool = True, spin: bool = False, flush: bool = True) -> None:
         model = onnx.load(str(onnx_path))
         if unfold:
             unfold_prelu(model)
-        flush_denormals(model)
+        if flush:
+            flush_denormals(model)
         self._session = ort.InferenceSession(model.SerializeToString(), session_options(threads, optimisation, spin),
                                              providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self._session.get_inputs()]
