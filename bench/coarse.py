@@ -1,16 +1,18 @@
 """Coarse-to-fine detection against the fine pass alone: the same answers, and what it saves, in one run.
 
-    python -m bench.coarse [--repeat 5] [--lfw-root DIR --train FILE --pairs FILE [--full-hd] [--limit N]] [--json]
+    python -m bench.coarse [--repeat 5] [--lfw-root DIR --pairs FILE (--train FILE | --threshold T)
+                           [--rows N] [--limit N]] [--json]
 
 Time: the two pipelines (sharing their models) compare the same pairs alternately, in wall and CPU ms per
 compare: 1920x1080 portraits against each other, a portrait against each group photo, and a portrait
 against a 1920x1080 scene holding the same person's face at 50 px (both ways round), with whether each
 answer (isMatch, faces, similarity) agrees. Accuracy (with `--lfw-*`): the threshold is chosen on the
-train pairs with the fine pass (cosines of the largest faces, as bench.accuracy), then every test pair is
-compared by both pipelines at that threshold: errors, decisions that differ, the largest similarity
-difference. `--full-hd` places each LFW photo on a 1920x1080 canvas first (as bench.photos does), so the
-coarse pass decides most of them; LFW's own 150x150 photos fit the coarse canvas whole, where both
-passes see the same pixels.
+train pairs with the fine pass (cosines of the largest faces, as bench.accuracy), or given (`--threshold`,
+the API's 0-100), then every test pair is compared by both pipelines at it: errors, decisions that differ,
+the largest similarity difference. `--rows N` places each LFW photo, scaled to N rows, on a 1920x1080
+canvas first: LFW's own 150x150 photos fit the coarse canvas whole (both passes see the same pixels),
+and at 1080 rows the faces are so large that their windows cost more than the fine pass (which then runs);
+about 450 rows gives faces of 150-200 px in the Full HD frame, as a kiosk camera sees them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from bench.accuracy import best_threshold, pair_cosines, photos_of, read_pairs
-from bench.embeddings import EmbeddedSet, embed_paths
+from bench.embeddings import EmbeddedSet
 from bench.latency import GROUPS, PORTRAITS
 from bench.photos import full_hd_jpeg, on_full_hd
 from engine.coarse import iou
@@ -100,33 +102,29 @@ def timing(pipelines: dict[str, FacePipeline], repeat: int) -> dict:
     return report
 
 
-def accuracy(pipelines: dict[str, FacePipeline], root: Path, train_file: Path, test_file: Path, full_hd: bool,
-             limit: int | None) -> dict:
+def accuracy(pipelines: dict[str, FacePipeline], root: Path, test_file: Path, train_file: Path | None,
+             threshold: float | None, rows: int | None, limit: int | None) -> dict:
     fine = pipelines["fine"]
-    train, test = read_pairs(root, train_file), read_pairs(root, test_file)
+    threshold_from = "given" if threshold is not None else "train pairs"
+    test = read_pairs(root, test_file)
     if limit:
         test = replace(test, a=test.a[:limit], b=test.b[:limit], same=test.same[:limit], folds=test.folds[:limit])
 
     def load(path: Path) -> DecodedImage:
         data = path.read_bytes()
-        return fine.decode(on_full_hd(decode_image(data).pixels) if full_hd else data)
+        return fine.decode(on_full_hd(decode_image(data).pixels, rows=rows) if rows else data)
 
-    decoded: dict[Path, DecodedImage] = {}
-    if full_hd:  # embed_paths reads files; the Full HD renderings are embedded from memory here
-        faces = []
-        for path in photos_of(train):
-            decoded[path] = load(path)
-            faces.append(fine.embed_all(decoded[path]))
-        embedded = EmbeddedSet(paths=photos_of(train), faces=faces, seconds_per_image=0.0)
-    else:
-        embedded = embed_paths(fine, photos_of(train))
-    cosine = best_threshold(pair_cosines(train, embedded), train.same)
-    threshold = fine.calibration.similarity(cosine)
+    if threshold is None:
+        assert train_file is not None
+        train = read_pairs(root, train_file)
+        photos = photos_of(train)
+        embedded = EmbeddedSet(paths=photos, faces=[fine.embed_all(load(path)) for path in photos],
+                               seconds_per_image=0.0)
+        threshold = fine.calibration.similarity(best_threshold(pair_cosines(train, embedded), train.same))
     errors = {name: 0 for name in pipelines}
     differ, diffs, seconds = 0, [], {name: 0.0 for name in pipelines}
     for a, b, same in zip(test.a, test.b, test.same, strict=True):
-        origin = decoded.get(a) or load(a)
-        target = decoded.get(b) or load(b)
+        origin, target = load(a), load(b)
         answers = {}
         for name, pipeline in pipelines.items():
             started = time.process_time()
@@ -136,7 +134,8 @@ def accuracy(pipelines: dict[str, FacePipeline], root: Path, train_file: Path, t
         differ += answers["fine"].is_match != answers["coarse-to-fine"].is_match
         if answers["fine"].match and answers["coarse-to-fine"].match:
             diffs.append(abs(answers["fine"].match.similarity - answers["coarse-to-fine"].match.similarity))
-    return {"pairs": len(test.a), "full_hd": full_hd, "train_threshold_similarity": threshold,
+    return {"pairs": len(test.a), "rows_on_full_hd": rows, "threshold": threshold,
+            "threshold_from": threshold_from,
             "errors": errors, "decisions_that_differ": differ,
             "similarity_diff_p99": round(float(np.percentile(diffs, 99)), 2) if diffs else None,
             "similarity_diff_max": round(max(diffs, default=0.0), 2),
@@ -149,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lfw-root", type=Path)
     parser.add_argument("--train", type=Path)
     parser.add_argument("--pairs", type=Path)
-    parser.add_argument("--full-hd", action="store_true")
+    parser.add_argument("--threshold", type=float, help="the API's threshold (0-100) instead of --train's")
+    parser.add_argument("--rows", type=int, help="each LFW photo scaled to this many rows on a 1920x1080 canvas")
     parser.add_argument("--limit", type=int, help="test pairs at most")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -160,8 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     result: dict = {"rule": str(coarse.config.coarse)}
     if args.repeat:
         result["timing"] = timing(pipelines, args.repeat)
-    if args.lfw_root and args.train and args.pairs:
-        result["lfw"] = accuracy(pipelines, args.lfw_root, args.train, args.pairs, args.full_hd, args.limit)
+    if args.lfw_root and args.pairs and (args.train or args.threshold is not None):
+        result["lfw"] = accuracy(pipelines, args.lfw_root, args.pairs, args.train, args.threshold, args.rows,
+                                 args.limit)
     print(json.dumps(result) if args.json else json.dumps(result, indent=1))
 
 

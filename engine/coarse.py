@@ -26,7 +26,7 @@ import numpy as np
 
 from engine.detector import UltraFaceDetector
 from engine.faces import Detection
-from engine.preprocess import letterbox_geometry
+from engine.preprocess import letterbox_geometry, shrinks_by_area
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,12 @@ class CoarseToFine:
 
 def refine(detector: UltraFaceDetector, image: np.ndarray, coarse: Detection, context: float) -> Detection | None:
     """The fine pass's box for a face the coarse pass found: the fine canvas's window around it (`context` of
-    its size on each side, out to the largest step's cells); None if the face is not found there again, or
-    where the window would cover more than half the canvas (the fine pass then costs about as much)."""
+    its size on each side, out to the largest step's cells); None if the face is not found there again,
+    where the window would cover more than half the canvas (the fine pass then costs about as much), or
+    where the image shrinks onto the fine canvas by more than 2x (decoded JPEGs never do)."""
     scale = letterbox_geometry(image.shape, detector.spec.input.size, detector.max_upscale)[0]
+    if shrinks_by_area(scale):
+        return None  # the fine canvas averages areas, which a window's bilinear sampling would not match
     width, height = detector.canvas_size(image)
     cell = max(detector.steps)
     pad = context * max(coarse.width, coarse.height) * scale
