@@ -16,6 +16,7 @@ import numpy as np
 from engine.backends import Backend
 from engine.batcher import BatchObserver, DynamicBatcher
 from engine.errors import NotReady
+from engine.liveness import LivenessCheck
 from engine.pipeline import CompareResult, FacePipeline, PipelineConfig
 from engine.preprocess import to_blob
 from models.manifest import MANIFEST_PATH, ModelSpec
@@ -125,6 +126,7 @@ class Runtime:
                            retry_after=LOADING_RETRY_AFTER)
 
     async def compare(self, origin: bytes, target: bytes, threshold: float,
+                      liveness: LivenessCheck | None = None,
                       then: Callable[[CompareResult], T] = lambda result: result) -> T:
         """Decode and compare in the bounded pool, and `then` on the result in the same thread (one hop
         from the event loop and back, not two); 503 when not ready or when too many are already admitted."""
@@ -135,12 +137,14 @@ class Runtime:
         self.metrics.inflight.set(self._inflight)
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, lambda: then(self._compare(origin, target, threshold)))
+            return await loop.run_in_executor(
+                self.executor, lambda: then(self._compare(origin, target, threshold, liveness)))
         finally:
             self._inflight -= 1
             self.metrics.inflight.set(self._inflight)
 
-    def _compare(self, origin: bytes, target: bytes, threshold: float) -> CompareResult:
+    def _compare(self, origin: bytes, target: bytes, threshold: float,
+                 liveness: LivenessCheck | None) -> CompareResult:
         """Counted while it runs: the batchers wait for followers only while other compares are running."""
         pipeline = self._pipeline
         if pipeline is None:
@@ -148,19 +152,20 @@ class Runtime:
         with self._computing_lock:
             self._computing += 1
         try:
-            return self._timed_compare(pipeline, origin, target, threshold)
+            return self._timed_compare(pipeline, origin, target, threshold, liveness)
         finally:
             with self._computing_lock:
                 self._computing -= 1
 
-    def _timed_compare(self, pipeline: FacePipeline, origin: bytes, target: bytes, threshold: float
-                       ) -> CompareResult:
+    def _timed_compare(self, pipeline: FacePipeline, origin: bytes, target: bytes, threshold: float,
+                       liveness: LivenessCheck | None) -> CompareResult:
         started = time.monotonic()
         origin_image, target_image = pipeline.decode(origin), pipeline.decode(target)
         decoded = time.monotonic()
         self.metrics.stage_seconds.labels(stage="decode").observe(decoded - started)
-        result = pipeline.compare_images(origin_image, target_image, threshold)
+        result = pipeline.compare_images(origin_image, target_image, threshold, liveness)
         self.metrics.stage_seconds.labels(stage="compare").observe(time.monotonic() - decoded)
+        self.metrics.liveness_checked(result)
         return result
 
     def close(self) -> None:
