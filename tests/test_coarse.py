@@ -7,11 +7,12 @@ import copy
 import itertools
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from bench.coarse import small_face_scene
 from bench.latency import PORTRAITS
-from bench.photos import full_hd_jpeg
+from bench.photos import full_hd_jpeg, on_full_hd
 from engine.coarse import iou
 from engine.decode import DecodeLimits, decode_image
 from engine.pipeline import ChosenFace, FacePipeline
@@ -61,3 +62,16 @@ def test_a_small_matching_face_beside_a_large_other_one_is_the_answer(pipeline: 
     assert fine_answer.is_match and answer.is_match
     assert_same_face(answer.match, fine_answer.match)
     assert answer.match.detection.width < 0.05 * answer.match.image_width
+
+
+def test_two_faces_of_about_one_size_in_the_origin_are_left_to_the_fine_pass(pipeline: FacePipeline) -> None:
+    """Coarse boxes a few pixels off could reorder faces of about one size (on LFW photos they did): the
+    coarse pass does not choose between them, a face with no rival of its size it does."""
+    rule = pipeline.config.coarse
+    half = decode_image(full_hd_jpeg("obama.jpg"), DecodeLimits(decode_long_side=1920)).pixels[:, 480:1440]
+    two = pipeline.decode(on_full_hd(np.concatenate([half, half], axis=1))).pixels
+    one = pipeline.decode(full_hd_jpeg("obama.jpg")).pixels
+    (two_found,), (one_found,) = (pipeline.detector.detect([image], rule.canvas) for image in (two, one))
+    assert len(two_found) == 2 and two_found[0].area < rule.dominant * two_found[1].area
+    assert rule.largest(pipeline.detector, two, two_found) is None
+    assert rule.largest(pipeline.detector, one, one_found) is not None
