@@ -113,8 +113,8 @@ class DynamicBatcher:
                 self._running = True
             else:
                 self._queue.append(request)
-                self._report_depth()
                 self._cond.notify_all()
+            self._report_depth()
         if alone:
             try:
                 self._run_batch([request])
