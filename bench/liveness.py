@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.liveness_data import DATA_ROOT, Frame, largest_faces, nuaa_frames, replay_frames
-from engine.align import align_face
+from engine.align import similarity_matrix
 from engine.liveness import LivenessCheck
 from engine.pipeline import FacePipeline
 
@@ -173,13 +173,13 @@ def stage_cost(pipeline: FacePipeline, repeat: int = 200) -> dict:
     """Milliseconds per face for the liveness stage alone (crop, resize, inference, softmax), one face a call and
     eight a call: wall time, and this thread's CPU time (a one-thread ONNX Runtime model runs in the caller's
     thread), which other processes on a busy machine inflate less. The yardstick, timed the same way in the same
-    run: one MobileFaceNet embedding of an aligned crop, whose cost docs/PERFORMANCE.md gives."""
+    run: one MobileFaceNet embedding of an aligned face (its warp included), whose cost docs/PERFORMANCE.md gives."""
     from tests.assets import asset_path
 
     image = pipeline.decode(asset_path("obama.jpg").read_bytes())
     (found,) = pipeline.detector.detect([image.pixels])
     (points,) = pipeline.landmarks.points([(image.pixels, found[0])])
-    aligned = align_face(image.pixels, points, pipeline.recognizer.crop_size)
+    aligned = (image.pixels, similarity_matrix(points, pipeline.recognizer.crop_size))
     mobilefacenet = pipeline.recognizer.members[-1]
     report: dict = {"threads": pipeline.threads, "repeat": repeat}
     for faces in (1, 8):
