@@ -41,6 +41,8 @@ class DecodedImage:
 
     pixels: np.ndarray
     format: str
+    # The file's pixels per decoded pixel: above 1 when a large JPEG was decoded DCT-scaled.
+    source_scale: float = 1.0
 
     @property
     def height(self) -> int:
@@ -76,9 +78,10 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
             _check_bounds(image.size, limits)
+            source_long_side = max(image.size)
             plain = _decode_plain_jpeg(data, image, limits.decode_long_side) if kind == "jpeg" else None
             if plain is not None:
-                return DecodedImage(pixels=plain, format=kind)
+                return DecodedImage(pixels=plain, format=kind, source_scale=source_long_side / max(plain.shape[:2]))
             if kind == "jpeg":
                 _draft_large_jpeg(image, limits.decode_long_side)
             # In place: otherwise an upright photo is copied whole for nothing.
@@ -90,7 +93,7 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
         raise BadInput("image dimensions out of bounds") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise BadInput(f"corrupt or truncated {kind} image") from exc
-    return DecodedImage(pixels=pixels, format=kind)
+    return DecodedImage(pixels=pixels, format=kind, source_scale=source_long_side / max(pixels.shape[:2]))
 
 
 def _rgb(image: Image.Image) -> np.ndarray:

@@ -32,8 +32,10 @@ class Detection:
 
 @dataclass(frozen=True)
 class Face:
-    """A detected face ready to compare: five alignment points and a unit-length embedding."""
+    """A detected face ready to compare: five alignment points, a unit-length embedding and the 68 landmarks
+    the points come from (for its quality)."""
 
     detection: Detection
     points: np.ndarray
     embedding: np.ndarray
+    landmarks: np.ndarray

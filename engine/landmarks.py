@@ -62,13 +62,17 @@ class Pfld68Landmarks:
         patches = [image[y : y + h, x : x + w] for (image, _), (x, y, w, h) in zip(crops, boxes, strict=True)]
         return patches, boxes
 
-    def points(self, crops: list[tuple[np.ndarray, Detection]]) -> list[np.ndarray]:
-        """Five alignment points for each (image, detection)."""
+    def landmarks68(self, crops: list[tuple[np.ndarray, Detection]]) -> np.ndarray:
+        """(N, 68, 2) landmarks in image pixels for each (image, detection)."""
         if not crops:
-            return []
+            return np.zeros((0, 68, 2), dtype=np.float32)
         patches, boxes = self.patches(crops)
         output = self.backend.infer({self.spec.input.name: to_blob(patches, self.spec.input)})
         relative = next(iter(output.values())).reshape(len(crops), 68, 2)
         origins = np.array([(x, y) for x, y, _, _ in boxes], dtype=np.float32)[:, None, :]
         sizes = np.array([(w, h) for _, _, w, h in boxes], dtype=np.float32)[:, None, :]
-        return list(five_points(relative * sizes + origins))
+        return relative * sizes + origins
+
+    def points(self, crops: list[tuple[np.ndarray, Detection]]) -> list[np.ndarray]:
+        """Five alignment points for each (image, detection)."""
+        return list(five_points(self.landmarks68(crops)))

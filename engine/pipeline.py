@@ -16,7 +16,8 @@ from engine.decode import DecodedImage, DecodeLimits, decode_image
 from engine.detector import CANVAS_STEP, UltraFaceDetector
 from engine.errors import InferenceFailed
 from engine.faces import Detection, Face
-from engine.landmarks import Pfld68Landmarks
+from engine.landmarks import Pfld68Landmarks, five_points
+from engine.quality import FaceQuality, face_quality
 from engine.recognizer import ArcFaceRecognizer, RecognizerEnsemble
 from engine.score import SimilarityCalibration
 from models.manifest import Manifest, ModelSpec, load_manifest
@@ -44,12 +45,14 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class ChosenFace:
-    """A face the API reports: its box, the detector's confidence and (for the target) the similarity."""
+    """A face the API reports: its box, the detector's confidence, its quality and (for the target) the
+    similarity."""
 
     detection: Detection
     image_width: int
     image_height: int
     similarity: float | None = None
+    quality: FaceQuality | None = None
 
 
 @dataclass(frozen=True)
@@ -141,16 +144,24 @@ class FacePipeline:
     def faces(self, images: list[np.ndarray], detections: list[list[Detection]]) -> list[list[Face]]:
         """Landmarks, alignment and embeddings for the given detections, batched over all images."""
         flat = [(image, detection) for image, found in zip(images, detections, strict=True) for detection in found]
-        points = self.landmarks.points(flat)
+        landmarks = self.landmarks.landmarks68(flat)
+        points = five_points(landmarks)
         size = self.recognizer.crop_size
         crops = [align_face(image, p, size) for (image, _), p in zip(flat, points, strict=True)]
         embeddings = self.recognizer.embed(crops)
         result: list[list[Face]] = []
         index = 0
         for found in detections:
-            result.append([Face(d, points[index + i], embeddings[index + i]) for i, d in enumerate(found)])
+            result.append([Face(d, points[index + i], embeddings[index + i], landmarks[index + i])
+                           for i, d in enumerate(found)])
             index += len(found)
         return result
+
+    def chosen(self, image: DecodedImage, detection: Detection, landmarks: np.ndarray,
+               similarity: float | None = None) -> ChosenFace:
+        """A face for the answer, its quality measured (a fraction of a millisecond)."""
+        quality = face_quality(image.pixels, landmarks, detection, image.source_scale)
+        return ChosenFace(detection, image.width, image.height, similarity=similarity, quality=quality)
 
     def compare_images(self, origin: DecodedImage, target: DecodedImage, threshold: float | None = None
                        ) -> CompareResult:
@@ -160,17 +171,19 @@ class FacePipeline:
             origin_found, target_found = self.detector.detect([origin.pixels, target.pixels])
             if not origin_found:
                 return CompareResult(face=None, match=None, threshold=threshold)
-            origin_face = ChosenFace(origin_found[0], origin.width, origin.height)
             if not target_found:
-                return CompareResult(face=origin_face, match=None, threshold=threshold)
+                # Nothing to compare, but the origin's quality still says what is wrong or right with it.
+                (landmarks,) = self.landmarks.landmarks68([(origin.pixels, origin_found[0])])
+                return CompareResult(face=self.chosen(origin, origin_found[0], landmarks), match=None,
+                                     threshold=threshold)
             (probe,), candidates = self.faces([origin.pixels, target.pixels], [origin_found[:1], target_found])
-        except (RuntimeError, ValueError, MemoryError) as exc:
+            cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
+            best = candidates[int(np.argmax(cosines))]
+            similarity = self.calibration.similarity(float(np.max(cosines)))
+            origin_face = self.chosen(origin, probe.detection, probe.landmarks)
+            match = self.chosen(target, best.detection, best.landmarks, similarity=similarity)
+        except (RuntimeError, ValueError, MemoryError, cv2.error) as exc:
             raise InferenceFailed("inference failed") from exc
-        cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
-        best = int(np.argmax(cosines))
-        cosine = float(cosines[best])
-        match = ChosenFace(candidates[best].detection, target.width, target.height,
-                           similarity=self.calibration.similarity(cosine))
         return CompareResult(face=origin_face, match=match, threshold=threshold)
 
     def compare(self, origin: bytes, target: bytes, threshold: float | None = None) -> CompareResult:
