@@ -1,9 +1,10 @@
 """Face quality for the answer: brightness, sharpness, head pose and size, so a kiosk can say why a photo fails.
 
-Brightness and sharpness are read from a grey 112x112 crop aligned as the recognizer's is, warped here from
-the decoded image (60 us): the numbers do not depend on where, or on which device, the recognizer's own crop
-is made. Only the inner face (eyes to chin, cheek to cheek) counts, so background and hair do not; a face
-cut by the image's edge has its edge pixels repeated rather than black, which would read as dark and sharp.
+Brightness and sharpness are read from the grey inner part of a 112x112 crop aligned as the recognizer's
+is, warped here from the decoded image (0.1 ms, bench/results/quality-per-face.txt): the numbers do not
+depend on where, or on which device, the recognizer's own crop is made. Only the inner face (eyes to chin,
+cheek to cheek) counts, so background and hair do not; a face cut by the image's edge has its edge pixels
+repeated rather than black, which would read as dark and sharp.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ CROP_SIZE = (112, 112)
 # The inner face in the aligned crop (x1, y1, x2, y2): around the template's eyes (y 52), nose (72) and
 # mouth (92), inside the cheeks.
 INNER_FACE = (28, 36, 84, 104)
-# Variance of the Laplacian at which sharpness reads 50; the scale saturates smoothly towards 100. Sharp,
-# well-lit faces of the LFW dev set and the test photos give 150-1500, a 3-pixel blur of them under 60.
+# Variance of the Laplacian at which sharpness reads 50; the scale saturates smoothly towards 100. LFW dev's
+# faces read 30-75 (5th-95th percentile), the test photos' 54-93, both blurred by a sigma of 2 pixels under
+# 12 and 66 (bench/results/quality-values.txt).
 SHARPNESS_HALF = 150.0
 
 # A generic head at six of the 68 points: nose tip, chin, the eyes' outer corners, the mouth's corners. It is
 # the six-point model common in head-pose estimation (S. Mallick, "Head Pose Estimation using OpenCV and
-# Dlib", LearnOpenCV, 2016), scaled to about millimetres and turned to camera axes (x right, y down, z away
+# Dlib", LearnOpenCV, 2016), scaled by 1/5.2 to about millimetres and turned to camera axes (x right, y down, z away
 # from the camera). These points move least with expression; the jaw line and brows, which more points
 # would add, are where the landmark model is least sure.
 POSE_POINTS = (30, 8, 36, 45, 48, 54)
