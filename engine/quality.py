@@ -41,6 +41,7 @@ HEAD_MODEL = np.array([
     (-28.9, 28.9, 24.1),
     (28.9, 28.9, 24.1),
 ], dtype=np.float64)
+FAR_FACE_FOCALS = 20.0
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,12 @@ def pose(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> Pose:
     focal length the image's long side (a 53 degree view: a phone's or a webcam's) whose axis passes through
     the nose tip, so the angles are against the line from the face to the lens: 0, 0 is looking into the
     camera wherever the face is in the frame. Roll is the eye line's slope, which needs no model."""
-    focal = float(max(image_shape[:2]))
+    image_points = landmarks[list(POSE_POINTS)].astype(np.float64)
+    # A face under a twentieth of the focal length is far enough for perspective not to matter (the angles
+    # stay within 0.3 degrees), and SQPnP refuses points that span too little of it: the camera comes closer.
+    focal = min(float(max(image_shape[:2])), FAR_FACE_FOCALS * float(np.ptp(image_points, axis=0).max()))
     nose_x, nose_y = (float(v) for v in landmarks[POSE_POINTS[0]])
     camera = np.array([[focal, 0.0, nose_x], [0.0, focal, nose_y], [0.0, 0.0, 1.0]])
-    image_points = landmarks[list(POSE_POINTS)].astype(np.float64)
     found, rotation, _ = cv2.solvePnP(HEAD_MODEL, image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
     if not found:
         raise ValueError("no head pose fits the landmarks")

@@ -6,12 +6,16 @@ import cv2
 import numpy as np
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 from jsonschema.exceptions import ValidationError
 from openapi_schema_validator import OAS30Validator, validate
 
 from engine.decode import DecodedImage, DecodeLimits, decode_image
+from engine.faces import Detection
 from engine.pipeline import FacePipeline, PipelineConfig
-from engine.quality import FaceQuality
+from engine.quality import FaceQuality, face_quality
+from tests.fuzzing import fuzz_settings
 from tests.http_helpers import Served, b64, blank_png
 
 TURNED = ("obama2.jpg", "biden.jpg", "sample3.jpg")
@@ -84,3 +88,34 @@ def test_quality_over_http_matches_the_openapi_document(api: Served, photo) -> N
         broken = {**body["result"]["face"]["quality"], "brightness": 101}
         validate({**body, "result": {**body["result"], "face": {**body["result"]["face"], "quality": broken}}},
                  schema, cls=OAS30Validator)
+
+
+@pytest.fixture(scope="module")
+def face_shape(pipeline: FacePipeline, photo) -> np.ndarray:
+    """The 68 landmarks of a real face, centred on the origin."""
+    pixels = pipeline.decode(photo("obama.jpg")).pixels
+    (found,) = pipeline.detector.detect([pixels])
+    (landmarks,) = pipeline.landmarks.landmarks68([(pixels, found[0])])
+    return landmarks - landmarks.mean(axis=0)
+
+
+@fuzz_settings(300)
+@given(seed=st.integers(0, 2**32 - 1), scale=st.floats(0.02, 3.0), angle=st.floats(-180, 180),
+       squash=st.floats(0.2, 1.0), noise=st.floats(0.0, 0.3), shape=st.sampled_from([(40, 30), (480, 640)]))
+def test_quality_of_any_face_shape_is_finite_and_in_range(face_shape: np.ndarray, seed: int, scale: float,
+                                                          angle: float, squash: float, noise: float,
+                                                          shape: tuple[int, int]) -> None:
+    """Landmarks of a face turned, squashed (as by yaw), shrunk to a few pixels, noisy, anywhere in or out of
+    an image of random pixels: a quality always, its values finite and in their ranges (never a NaN in JSON)."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    turn = np.radians(angle)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    points = (face_shape * [squash, 1.0]) @ rotation.T * scale
+    points += rng.normal(0, noise * scale * 50, points.shape) + rng.uniform(-20, shape[::-1] + np.array(20))
+    detection = Detection(*points.min(axis=0), *points.max(axis=0), score=0.9)
+    quality = face_quality(pixels, points.astype(np.float32), detection, 1.0)
+    assert 0 <= quality.brightness <= 100 and 0 <= quality.sharpness <= 100 and quality.size_px >= 0
+    pose = quality.pose
+    assert all(np.isfinite([pose.yaw, pose.pitch, pose.roll]))
+    assert abs(pose.yaw) <= 180 and abs(pose.pitch) <= 90 and abs(pose.roll) <= 180
