@@ -39,7 +39,7 @@ def actions(pipeline: FacePipeline, name: str) -> dict[str, Callable[[], object]
         "brightness": lambda: brightness(grey),
         "sharpness": lambda: sharpness(grey),
         "pose (solvePnP + eye line)": lambda: pose(landmarks, image.pixels.shape),
-        "face_quality (all)": lambda: face_quality(image.pixels, landmarks, found[0], image.source_scale),
+        "face_quality (all)": lambda: face_quality(image.pixels, landmarks, round(found[0].width)),
     }
 
 

@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 
 from engine.align import similarity_matrix
-from engine.faces import Detection
 from engine.landmarks import LEFT_EYE, RIGHT_EYE, five_points
 
 CROP_SIZE = (112, 112)
@@ -108,10 +107,9 @@ def pose(landmarks: np.ndarray, image_shape: tuple[int, ...]) -> Pose:
     return Pose(yaw=round(float(yaw), 1), pitch=round(float(pitch), 1), roll=round(float(roll), 1))
 
 
-def face_quality(pixels: np.ndarray, landmarks: np.ndarray, detection: Detection, source_scale: float
-                 ) -> FaceQuality:
-    """`landmarks`: the 68 points in the pixels' coordinates; `source_scale`: the file's pixels per decoded
-    pixel, so `size_px` (the box's width) is counted in the photo as sent."""
+def face_quality(pixels: np.ndarray, landmarks: np.ndarray, size_px: int) -> FaceQuality:
+    """`landmarks`: the 68 points in the coordinates of `pixels` (whichever decode the crops were taken
+    from); `size_px`: the face's width in the photo as sent, which only the caller knows."""
     grey = inner_face(pixels, landmarks)
     return FaceQuality(brightness=round(brightness(grey), 1), sharpness=round(sharpness(grey), 1),
-                       pose=pose(landmarks, pixels.shape), size_px=round(detection.width * source_scale))
+                       pose=pose(landmarks, pixels.shape), size_px=size_px)

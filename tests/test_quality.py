@@ -12,7 +12,6 @@ from jsonschema.exceptions import ValidationError
 from openapi_schema_validator import OAS30Validator, validate
 
 from engine.decode import DecodedImage, DecodeLimits, decode_image
-from engine.faces import Detection
 from engine.pipeline import FacePipeline, PipelineConfig
 from engine.quality import FaceQuality, face_quality
 from tests.fuzzing import fuzz_settings
@@ -113,9 +112,8 @@ def test_quality_of_any_face_shape_is_finite_and_in_range(face_shape: np.ndarray
     rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
     points = (face_shape * [squash, 1.0]) @ rotation.T * scale
     points += rng.normal(0, noise * scale * 50, points.shape) + rng.uniform(-20, shape[::-1] + np.array(20))
-    detection = Detection(*points.min(axis=0), *points.max(axis=0), score=0.9)
-    quality = face_quality(pixels, points.astype(np.float32), detection, 1.0)
-    assert 0 <= quality.brightness <= 100 and 0 <= quality.sharpness <= 100 and quality.size_px >= 0
+    quality = face_quality(pixels, points.astype(np.float32), size_px=1)
+    assert 0 <= quality.brightness <= 100 and 0 <= quality.sharpness <= 100
     pose = quality.pose
     assert all(np.isfinite([pose.yaw, pose.pitch, pose.roll]))
     assert abs(pose.yaw) <= 180 and abs(pose.pitch) <= 90 and abs(pose.roll) <= 180
