@@ -1,7 +1,7 @@
 """Face quality for the answer: brightness, sharpness, head pose and size, so a kiosk can say why a photo fails.
 
 Brightness and sharpness are read from the grey inner part of a 112x112 crop aligned as the recognizer's
-is, warped here from the decoded image (0.1 ms, bench/results/quality-per-face.txt): the numbers do not
+is, warped here from the decoded image (0.12 ms, bench/results/quality-per-face.txt): the numbers do not
 depend on where, or on which device, the recognizer's own crop is made. Only the inner face (eyes to chin,
 cheek to cheek) counts, so background and hair do not; a face cut by the image's edge has its edge pixels
 repeated rather than black, which would read as dark and sharp.
