@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from jsonschema.exceptions import ValidationError
 from openapi_schema_validator import OAS30Validator, validate
 
-from engine.decode import DecodedImage, DecodeLimits, decode_image
+from bench.quality import quality_of as bench_quality_of
+from engine.decode import DecodeLimits, decode_image
 from engine.pipeline import FacePipeline, PipelineConfig
 from engine.quality import FaceQuality, face_quality
 from tests.fuzzing import fuzz_settings
@@ -22,10 +23,9 @@ TURNED = ("obama2.jpg", "biden.jpg", "sample3.jpg")
 
 def quality_of(pipeline: FacePipeline, pixels: np.ndarray) -> FaceQuality:
     """The quality the answer gives the origin's face, through the pipeline's own compare."""
-    image = DecodedImage(pixels=np.ascontiguousarray(pixels), format="jpeg")
-    face = pipeline.compare_images(image, image).face
-    assert face is not None and face.quality is not None
-    return face.quality
+    quality = bench_quality_of(pipeline, pixels)
+    assert quality is not None
+    return quality
 
 
 @pytest.mark.parametrize("name", ["obama.jpg", "biden.jpg", "sample3.jpg"])
