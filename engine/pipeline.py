@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.align import align_face
 from engine.backends import Backend, BackendInfo, create_backend
+from engine.coarse import CoarseToFine, iou
 from engine.decode import DecodedImage, DecodeLimits, decode_image
 from engine.detector import CANVAS_STEP, UltraFaceDetector
 from engine.errors import InferenceFailed
@@ -43,6 +44,8 @@ class PipelineConfig:
     max_faces: int = 100
     flip: bool = False
     limits: DecodeLimits = field(default_factory=DecodeLimits)
+    # None: every image gets the fine pass only (engine/coarse.py).
+    coarse: CoarseToFine | None = field(default_factory=CoarseToFine)
 
 
 @dataclass(frozen=True)
@@ -194,25 +197,82 @@ class FacePipeline:
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
         check = self.resolve_liveness(liveness)
         try:
-            origin_found, target_found = self.detector.detect([origin.pixels, target.pixels])
-            if not origin_found:
-                return CompareResult(face=None, match=None, threshold=threshold, liveness_check=check)
-            if not target_found:
-                # Nothing to compare, but the origin's quality still says what is wrong or right with it.
-                (landmarks,) = self.landmarks.landmarks68([(origin.pixels, origin_found[0])])
-                return CompareResult(face=self.chosen(origin, origin_found[0], landmarks), match=None,
-                                     threshold=threshold, liveness_check=check)
-            (probe,), candidates = self.faces([origin.pixels, target.pixels], [origin_found[:1], target_found])
-            cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
-            best = candidates[int(np.argmax(cosines))]
-            similarity = self.calibration.similarity(float(np.max(cosines)))
-            origin_face = self.chosen(origin, probe.detection, probe.landmarks)
-            match = self.chosen(target, best.detection, best.landmarks, similarity=similarity)
-            score = self.liveness_scores([(target.pixels, best.detection)])[0] if check else None
+            if self.config.coarse is not None:
+                result = self._compare_coarse_to_fine(origin, target, threshold, self.config.coarse)
+            else:
+                result = self._compare_fine(origin, target, threshold)
+            score = self.liveness_scores([(target.pixels, result.match.detection)])[0] \
+                if check and result.match is not None else None
         except (RuntimeError, ValueError, MemoryError, cv2.error) as exc:
             raise InferenceFailed("inference failed") from exc
-        return CompareResult(face=origin_face, match=match, threshold=threshold, liveness_check=check,
-                             liveness=score)
+        return replace(result, liveness_check=check, liveness=score)
+
+    def _compare_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float) -> CompareResult:
+        origin_found, target_found = self.detector.detect([origin.pixels, target.pixels])
+        if not origin_found:
+            return CompareResult(face=None, match=None, threshold=threshold)
+        if not target_found:
+            return self._origin_alone(origin, origin_found[0], threshold)
+        (probe,), candidates = self.faces([origin.pixels, target.pixels], [origin_found[:1], target_found])
+        return self._answer(origin, target, probe, candidates, threshold)
+
+    def _compare_coarse_to_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float,
+                                rule: CoarseToFine) -> CompareResult:
+        """The fine pass's answer, from the coarse pass where it already holds it (engine/coarse.py)."""
+        coarse_origin, coarse_target = self.detector.detect([origin.pixels, target.pixels], rule.canvas)
+        origin_box = rule.largest(self.detector, origin.pixels, coarse_origin)
+        probe: Face | None = None
+        embedded: list[Face] = []
+        if origin_box is not None:
+            target_boxes = rule.candidates(self.detector, target.pixels, coarse_target)
+            (probe,), embedded = self.faces([origin.pixels, target.pixels], [[origin_box], target_boxes])
+            if embedded:
+                answer = self._answer(origin, target, probe, embedded, threshold)
+                if answer.is_match and rule.decided(answer.match.similarity, threshold):
+                    return answer
+        origin_from_coarse = probe is not None
+        if origin_from_coarse:
+            (target_found,) = self.detector.detect([target.pixels])
+        else:
+            origin_found, target_found = self.detector.detect([origin.pixels, target.pixels])
+            if not origin_found:
+                return CompareResult(face=None, match=None, threshold=threshold)
+        if not target_found:
+            if probe is not None:
+                return CompareResult(face=self.chosen(origin, probe.detection, probe.landmarks), match=None,
+                                     threshold=threshold)
+            return self._origin_alone(origin, origin_found[0], threshold)
+        # A fine face the coarse pass already embedded keeps that embedding, reported with the fine box.
+        kept, new = [], []
+        for found in target_found:
+            same = next((face for face in embedded if iou(found, face.detection) >= rule.same_face_iou), None)
+            (new if same is None else kept).append(
+                found if same is None else Face(found, same.points, same.embedding, same.landmarks))
+        if origin_from_coarse:
+            (fresh,) = self.faces([target.pixels], [new])
+        else:
+            (probe,), fresh = self.faces([origin.pixels, target.pixels], [origin_found[:1], new])
+        answer = self._answer(origin, target, probe, [*fresh, *kept], threshold)
+        rests_on_coarse = origin_from_coarse or answer.match.detection in {face.detection for face in kept}
+        if rests_on_coarse and not rule.decided(answer.match.similarity, threshold):
+            return self._compare_fine(origin, target, threshold)
+        return answer
+
+    def _answer(self, origin: DecodedImage, target: DecodedImage, probe: Face, candidates: list[Face],
+                threshold: float) -> CompareResult:
+        """The most similar candidate to the probe, as the API reports it."""
+        cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
+        best = candidates[int(np.argmax(cosines))]
+        match = self.chosen(target, best.detection, best.landmarks,
+                            similarity=self.calibration.similarity(float(np.max(cosines))))
+        return CompareResult(face=self.chosen(origin, probe.detection, probe.landmarks), match=match,
+                             threshold=threshold)
+
+    def _origin_alone(self, origin: DecodedImage, detection: Detection, threshold: float) -> CompareResult:
+        """No face in the target: nothing to compare, but the origin's quality still says what is wrong or
+        right with it."""
+        (landmarks,) = self.landmarks.landmarks68([(origin.pixels, detection)])
+        return CompareResult(face=self.chosen(origin, detection, landmarks), match=None, threshold=threshold)
 
     def compare(self, origin: bytes, target: bytes, threshold: float | None = None,
                 liveness: LivenessCheck | None = None) -> CompareResult:
