@@ -152,6 +152,21 @@ class FacePipeline:
             index += len(found)
         return result
 
+    def crop_source(self, image: DecodedImage, detections: list[Detection]) -> tuple[np.ndarray, list[Detection]]:
+        """The pixels to take landmark and alignment crops from, and the detections in them: the decoded image,
+        or, when a face to embed is narrower there than the crop it is aligned into, the file decoded again
+        as much larger as that face needs, up to the file's own resolution (the DCT-scaled decode halves a
+        50 px face of a Full HD photo; docs/ACCURACY.md). Large faces pay nothing."""
+        crop_width = self.recognizer.crop_size[0]
+        narrowest = min((d.width for d in detections), default=float(crop_width))
+        if narrowest >= crop_width:
+            return image.pixels, detections
+        sharper = image.sharper(crop_width / max(narrowest, 1.0))
+        if sharper is image:
+            return image.pixels, detections
+        x, y = sharper.width / image.width, sharper.height / image.height
+        return sharper.pixels, [d.scaled(x, y) for d in detections]
+
     def compare_images(self, origin: DecodedImage, target: DecodedImage, threshold: float | None = None
                        ) -> CompareResult:
         """The API's face choice: the largest face of the origin, the most similar of the target's faces."""
@@ -163,13 +178,15 @@ class FacePipeline:
             origin_face = ChosenFace(origin_found[0], origin.width, origin.height)
             if not target_found:
                 return CompareResult(face=origin_face, match=None, threshold=threshold)
-            (probe,), candidates = self.faces([origin.pixels, target.pixels], [origin_found[:1], target_found])
+            origin_pixels, origin_boxes = self.crop_source(origin, origin_found[:1])
+            target_pixels, target_boxes = self.crop_source(target, target_found)
+            (probe,), candidates = self.faces([origin_pixels, target_pixels], [origin_boxes, target_boxes])
         except (RuntimeError, ValueError, MemoryError) as exc:
             raise InferenceFailed("inference failed") from exc
         cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
         best = int(np.argmax(cosines))
         cosine = float(cosines[best])
-        match = ChosenFace(candidates[best].detection, target.width, target.height,
+        match = ChosenFace(target_found[best], target.width, target.height,
                            similarity=self.calibration.similarity(cosine))
         return CompareResult(face=origin_face, match=match, threshold=threshold)
 
@@ -181,5 +198,6 @@ class FacePipeline:
         (found,) = self.detector.detect([image.pixels])
         if not found:
             return np.zeros((0, 1), dtype=np.float32)
-        (faces,) = self.faces([image.pixels], [found])
+        pixels, boxes = self.crop_source(image, found)
+        (faces,) = self.faces([pixels], [boxes])
         return np.stack([face.embedding for face in faces])
