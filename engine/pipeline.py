@@ -15,6 +15,7 @@ from engine.backends import Backend, BackendInfo, create_backend
 from engine.decode import DecodedImage, DecodeLimits, decode_image
 from engine.detector import CANVAS_STEP, UltraFaceDetector
 from engine.errors import InferenceFailed
+from engine.face_check import FaceCheck
 from engine.faces import Detection, Face
 from engine.landmarks import Pfld68Landmarks
 from engine.recognizer import ArcFaceRecognizer, RecognizerEnsemble
@@ -27,6 +28,10 @@ LANDMARKS = {"pfld68": Pfld68Landmarks}
 RECOGNIZERS = {"arcface": ArcFaceRecognizer}
 
 DEFAULT_THRESHOLD = 80.0
+# The detector and the landmarks in INT8, the recognizers in FP16 (FP32 on a backend without FP16): INT8 costs
+# the recognizers' precision most, the other two stages hardly any (docs/INT8.md, "The mixed route").
+MIXED_INT8 = "int8-mixed"
+INT8_ROLES_WHEN_MIXED = ("detector", "landmarks")
 
 
 @dataclass(frozen=True)
@@ -102,9 +107,12 @@ class FacePipeline:
         # OpenCV's pool (resize, warp, blob) is process-wide: as many threads as one model gets. The compares
         # already run side by side; splitting a 1 ms resize across cores only adds wake-ups (docs/PERFORMANCE.md).
         cv2.setNumThreads(self.threads)
-        self.backends = {spec.name: self._backend(spec) for spec in specs}
+        roles = {detector_spec.name: "detector", landmarks_spec.name: "landmarks"}
+        self.backends = {spec.name: self._backend(spec, self._precision_for(roles.get(spec.name, "recognizer")))
+                         for spec in specs}
         self.detector = DETECTORS[detector_spec.family](self.backends[detector_spec.name], detector_spec,
                                                         max_faces=config.max_faces)
+        self.face_check = FaceCheck(self.detector)
         self.landmarks = LANDMARKS[landmarks_spec.family](self.backends[landmarks_spec.name], landmarks_spec)
         self.recognizer = RecognizerEnsemble([
             RECOGNIZERS[spec.family](self.backends[spec.name], spec, flip=config.flip) for spec in recognizer_specs])
@@ -114,14 +122,21 @@ class FacePipeline:
         """Loaded on first use, so the calibration tool can embed with a pipeline that has none yet."""
         return SimilarityCalibration.load(self.manifest.pipeline.similarity_path)
 
-    def _backend(self, spec: ModelSpec) -> Backend:
-        return create_backend(self.config.backend, self._onnx_for(spec), precision=self.config.precision,
+    def _precision_for(self, role: str) -> str:
+        if self.config.precision != MIXED_INT8:
+            return self.config.precision
+        if role in INT8_ROLES_WHEN_MIXED:
+            return "int8"
+        return "fp16" if self.config.backend == "tensorrt" else "fp32"
+
+    def _backend(self, spec: ModelSpec, precision: str) -> Backend:
+        return create_backend(self.config.backend, self._onnx_for(spec, precision), precision=precision,
                               max_batch=self.config.max_batch, threads=self.threads, **input_bounds(spec))
 
-    def _onnx_for(self, spec: ModelSpec) -> Path:
+    def _onnx_for(self, spec: ModelSpec, precision: str) -> Path:
         """INT8 runs the Q/DQ graph; TensorRT may instead hold an engine calibrated from the FP32 graph."""
         model = self.models[spec.name]
-        if self.config.precision != "int8":
+        if precision != "int8":
             return model.prepared
         if model.quantized.exists():
             return model.quantized
@@ -137,6 +152,11 @@ class FacePipeline:
 
     def decode(self, data: bytes) -> DecodedImage:
         return decode_image(data, self.config.limits)
+
+    def detect(self, images: list[DecodedImage]) -> list[list[Detection]]:
+        """The faces of each image, largest first: the detector's boxes that its second look confirms."""
+        pixels = [image.pixels for image in images]
+        return self.face_check.keep(pixels, self.detector.detect(pixels))
 
     def faces(self, images: list[np.ndarray], detections: list[list[Detection]]) -> list[list[Face]]:
         """Landmarks, alignment and embeddings for the given detections, batched over all images."""
@@ -172,7 +192,7 @@ class FacePipeline:
         """The API's face choice: the largest face of the origin, the most similar of the target's faces."""
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
         try:
-            origin_found, target_found = self.detector.detect([origin.pixels, target.pixels])
+            origin_found, target_found = self.detect([origin, target])
             if not origin_found:
                 return CompareResult(face=None, match=None, threshold=threshold)
             origin_face = ChosenFace(origin_found[0], origin.width, origin.height)
@@ -195,7 +215,7 @@ class FacePipeline:
 
     def embed_all(self, image: DecodedImage) -> np.ndarray:
         """(faces, D) embeddings of every face, largest first: what the benchmarks and calibration use."""
-        (found,) = self.detector.detect([image.pixels])
+        (found,) = self.detect([image])
         if not found:
             return np.zeros((0, 1), dtype=np.float32)
         pixels, boxes = self.crop_source(image, found)
