@@ -31,7 +31,6 @@ DEFAULT_THRESHOLD = 80.0
 # The detector and the landmarks in INT8, the recognizers in FP16 (FP32 on a backend without FP16): INT8 costs
 # the recognizers' precision most, the other two stages hardly any (docs/INT8.md, "The mixed route").
 MIXED_INT8 = "int8-mixed"
-INT8_ROLES_WHEN_MIXED = ("detector", "landmarks")
 
 
 @dataclass(frozen=True)
@@ -107,9 +106,8 @@ class FacePipeline:
         # OpenCV's pool (resize, warp, blob) is process-wide: as many threads as one model gets. The compares
         # already run side by side; splitting a 1 ms resize across cores only adds wake-ups (docs/PERFORMANCE.md).
         cv2.setNumThreads(self.threads)
-        roles = {detector_spec.name: "detector", landmarks_spec.name: "landmarks"}
-        self.backends = {spec.name: self._backend(spec, self._precision_for(roles.get(spec.name, "recognizer")))
-                         for spec in specs}
+        self._int8_when_mixed = {detector_spec.name, landmarks_spec.name}
+        self.backends = {spec.name: self._backend(spec) for spec in specs}
         self.detector = DETECTORS[detector_spec.family](self.backends[detector_spec.name], detector_spec,
                                                         max_faces=config.max_faces)
         self.face_check = FaceCheck(self.detector)
@@ -122,21 +120,21 @@ class FacePipeline:
         """Loaded on first use, so the calibration tool can embed with a pipeline that has none yet."""
         return SimilarityCalibration.load(self.manifest.pipeline.similarity_path)
 
-    def _precision_for(self, role: str) -> str:
+    def _precision_of(self, spec: ModelSpec) -> str:
         if self.config.precision != MIXED_INT8:
             return self.config.precision
-        if role in INT8_ROLES_WHEN_MIXED:
+        if spec.name in self._int8_when_mixed:
             return "int8"
         return "fp16" if self.config.backend == "tensorrt" else "fp32"
 
-    def _backend(self, spec: ModelSpec, precision: str) -> Backend:
-        return create_backend(self.config.backend, self._onnx_for(spec, precision), precision=precision,
+    def _backend(self, spec: ModelSpec) -> Backend:
+        return create_backend(self.config.backend, self._onnx_for(spec), precision=self._precision_of(spec),
                               max_batch=self.config.max_batch, threads=self.threads, **input_bounds(spec))
 
-    def _onnx_for(self, spec: ModelSpec, precision: str) -> Path:
+    def _onnx_for(self, spec: ModelSpec) -> Path:
         """INT8 runs the Q/DQ graph; TensorRT may instead hold an engine calibrated from the FP32 graph."""
         model = self.models[spec.name]
-        if precision != "int8":
+        if self._precision_of(spec) != "int8":
             return model.prepared
         if model.quantized.exists():
             return model.quantized
