@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 
@@ -17,6 +17,7 @@ from service.jobs import CallbackDeliverer, JobStore
 from service.metrics import Metrics
 from service.middleware import api_middleware
 from service.runtime import Runtime
+from service.workspace_reload import WorkspacesReloader
 from service.workspaces import WorkspaceStore
 
 log = logging.getLogger("facecompare.app")
@@ -90,8 +91,16 @@ def make_runner(app: web.Application, config: ServiceConfig) -> web.AppRunner:
                          keepalive_timeout=config.idle_timeout, shutdown_timeout=config.shutdown_timeout)
 
 
+def _sighup_handler(services: Services, config: ServiceConfig) -> Callable[[], None]:
+    """Reload the `workspaces` file; without one, say so rather than die (SIGHUP's default)."""
+    if config.workspaces is not None:
+        return WorkspacesReloader(services.workspaces, config.workspaces).request
+    return lambda: log.warning("SIGHUP: no workspaces file is configured, nothing to reload")
+
+
 async def serve(app: web.Application, config: ServiceConfig) -> None:
-    """Listen until SIGTERM or SIGINT, then stop accepting, finish in-flight requests and jobs, and return."""
+    """Listen until SIGTERM or SIGINT, then stop accepting, finish in-flight requests and jobs, and return.
+    SIGHUP applies the configured `workspaces` file again."""
     runner = make_runner(app, config)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
@@ -100,6 +109,7 @@ async def serve(app: web.Application, config: ServiceConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _sighup_handler(app[SERVICES], config))
     port = runner.addresses[0][1] if runner.addresses else config.port
     log.info("listening", extra={"fields": {"host": config.host, "port": port}})
     await stop.wait()

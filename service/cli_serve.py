@@ -23,6 +23,8 @@ def announce_default_key(key: str) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from service.app import create_app, serve, services_from_config
+    from service.workspace_reload import apply_file
+    from service.workspaces import WorkspaceError
 
     try:
         config = load_config(args.config, overrides={"host": args.host, "port": args.port,
@@ -32,8 +34,13 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     configure_logging(config.log_level)
     services = services_from_config(config)
-    key = services.workspaces.ensure_default()
-    if key:
+    if config.workspaces is not None:
+        try:
+            apply_file(services.workspaces, config.workspaces)
+        except WorkspaceError as exc:
+            print(f"facecompare serve: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    elif key := services.workspaces.ensure_default():
         announce_default_key(key)
     asyncio.run(serve(create_app(services), config))
     return 0

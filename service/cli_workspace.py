@@ -1,14 +1,34 @@
-"""`facecompare workspace ...`: add, list, disable, enable and rotate the keys of workspaces."""
+"""`facecompare workspace ...`: add, list, disable, enable, re-key, export and import workspaces."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 
+from service import workspace_file
 from service.datadir import add_data_dir_option, data_dir_of
 from service.workspaces import MODES, Workspace, WorkspaceError, WorkspaceStore
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """`10m`, `90s`, `1.5h`, `500ms`, `2d`; a bare number is seconds."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (such as 90s, 10m, 1h)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+
+
+def _key_from_stdin(args: argparse.Namespace) -> str | None:
+    """The key a fleet's secret manager chose, read from stdin (never from argv, which `ps` shows)."""
+    return sys.stdin.readline().strip() if args.key_from_stdin else None
 
 
 def _print_key(workspace: Workspace, key: str, as_json: bool) -> None:
@@ -45,14 +65,36 @@ def _set_enabled(enabled: bool) -> Callable[[WorkspaceStore, argparse.Namespace]
     return handler
 
 
+def _print_new_key(workspace: Workspace, key: str, args: argparse.Namespace) -> None:
+    """A key given on stdin is the caller's already: only say that it was taken."""
+    if args.key_from_stdin:
+        print(f"workspace {workspace.name}: key {key.split('_')[1]} added")
+    else:
+        _print_key(workspace, key, args.json)
+
+
 def _rotate_key(store: WorkspaceStore, args: argparse.Namespace) -> None:
-    key = store.rotate_key(args.name)
-    _print_key(store.get(args.name), key, args.json)
+    key = store.rotate_key(args.name, grace=args.grace, key=_key_from_stdin(args))
+    _print_new_key(store.get(args.name), key, args)
+    if args.grace > 0:
+        print(f"the older keys keep working for {args.grace:g} s more", file=sys.stderr)
 
 
 def _add_key(store: WorkspaceStore, args: argparse.Namespace) -> None:
-    key = store.add_key(args.name)
-    _print_key(store.get(args.name), key, args.json)
+    key = store.add_key(args.name, key=_key_from_stdin(args))
+    _print_new_key(store.get(args.name), key, args)
+
+
+def _export(store: WorkspaceStore, args: argparse.Namespace) -> None:
+    if args.with_secrets:
+        print("facecompare workspace: this export holds callback secrets: it is a secret itself;"
+              " keep it as one", file=sys.stderr)
+    sys.stdout.write(workspace_file.dump(store.export(), as_json=args.json, with_secrets=args.with_secrets))
+
+
+def _import(store: WorkspaceStore, args: argparse.Namespace) -> None:
+    changes = store.sync(workspace_file.load(Path(args.file)))
+    print("\n".join(changes) if changes else "no changes: the workspaces already match the file")
 
 
 def _run(action: Callable[[WorkspaceStore, argparse.Namespace], None]) -> Callable[[argparse.Namespace], int]:
@@ -95,11 +137,24 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         toggle.set_defaults(handler=_run(_set_enabled(enabled)))
 
     rotate = sub.add_parser("rotate-key", help="replace every key of a workspace with a new one")
+    rotate.add_argument("--grace", type=duration, default=0.0, metavar="DURATION",
+                        help="the older keys keep working this long (such as 10m); default: they stop at once")
     more = sub.add_parser("add-key", help="one more key for a workspace, the others kept (rotation without a gap)")
     for parser, action in ((rotate, _rotate_key), (more, _add_key)):
         parser.add_argument("name")
         parser.add_argument("--json", action="store_true", help="print {name, apiKey, callbackSecret}")
+        parser.add_argument("--key-from-stdin", action="store_true",
+                            help="use the key on stdin (fcw_<16 hex>_<43+ base64url>) instead of a random one")
         parser.set_defaults(handler=_run(action))
 
-    for parser in (add, listing, rotate, more, *(sub.choices[name] for name in ("enable", "disable"))):
+    export = sub.add_parser("export", help="print every workspace with its key hashes (never a key), as TOML")
+    export.add_argument("--json", action="store_true", help="as JSON")
+    export.add_argument("--with-secrets", action="store_true",
+                        help="include the callback secrets (the output is then a secret)")
+    export.set_defaults(handler=_run(_export))
+    importer = sub.add_parser("import", help="make the workspaces match an exported file; print what changed")
+    importer.add_argument("file", help="a `workspace export` file (TOML, or JSON)")
+    importer.set_defaults(handler=_run(_import))
+
+    for parser in (add, listing, rotate, more, export, importer, sub.choices["enable"], sub.choices["disable"]):
         add_data_dir_option(parser)

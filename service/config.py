@@ -7,6 +7,7 @@ never silently ignored.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from models.manifest import tomllib
 ENV_PREFIX = "FACECOMPARE_"
 # The data directory keeps its historical variable; everything else is FACECOMPARE_<KEY>.
 ENV_NAMES = {"data_dir": "FACECOMPARE_DATA"}
+_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 
 def default_data_dir() -> Path:
@@ -58,6 +60,10 @@ class ServiceConfig:
     callback_retry_for: float = 600.0
     callback_timeout: float = 10.0
     log_level: str = "INFO"
+    # A fleet's declared workspaces (docs/FLEET.md), applied at start and on SIGHUP; None: managed by hand.
+    workspaces: Path | None = None
+    # Prefixes every transactionId, so a load balancer can send a GET of a job to the device that holds it.
+    device_id: str = ""
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(backend=self.backend, precision=self.precision, max_batch=self.max_batch,
@@ -82,7 +88,7 @@ def _convert(name: str, value: Any) -> Any:
             return int(value)
         if kind == "float":
             return float(value)
-        if kind == "Path":
+        if kind.startswith("Path"):
             return Path(str(value)).expanduser()
         if kind.startswith("tuple"):
             items = value.split(",") if isinstance(value, str) else list(value)
@@ -130,4 +136,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
                  "idle_timeout", "body_timeout"):
         if not getattr(config, name) > 0:
             raise ValueError(f"configuration {name}: {getattr(config, name)} must be above 0")
+    if config.device_id and not _DEVICE_ID.fullmatch(config.device_id):
+        raise ValueError(f"configuration device_id: {config.device_id!r} must be letters, digits, '_', '.', '-'"
+                         " (at most 63, starting with a letter or digit)")
     return config

@@ -89,7 +89,7 @@ def _route(request: web.Request) -> str:
 @web.middleware
 async def api_middleware(request: web.Request,
                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    transaction_id = new_transaction_id()
+    transaction_id = new_transaction_id(request.app[SERVICES].config.device_id)
     request[TRANSACTION_ID] = transaction_id
     token = logs.transaction_id.set(transaction_id)
     started = time.monotonic()

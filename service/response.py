@@ -12,8 +12,9 @@ from engine.score import floor2
 API_TYPE = "compare_face"
 
 
-def new_transaction_id() -> str:
-    return uuid.uuid4().hex
+def new_transaction_id(device_id: str = "") -> str:
+    """`<device id>-<32 hex>` when the device has an id (a balancer routes a job's GET on it), else 32 hex."""
+    return f"{device_id}-{uuid.uuid4().hex}" if device_id else uuid.uuid4().hex
 
 
 def bounding_box(face: ChosenFace) -> dict[str, float]:
