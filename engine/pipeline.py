@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from engine.errors import InferenceFailed
 from engine.face_check import FaceCheck
 from engine.faces import Detection, Face
 from engine.landmarks import Pfld68Landmarks
+from engine.liveness import LivenessCheck, MiniFasNetLiveness
 from engine.recognizer import ArcFaceRecognizer, RecognizerEnsemble
 from engine.score import SimilarityCalibration
 from models.manifest import Manifest, ModelSpec, load_manifest
@@ -26,6 +27,7 @@ from models.store import PreparedModel, prepared_models
 DETECTORS = {"ultraface": UltraFaceDetector}
 LANDMARKS = {"pfld68": Pfld68Landmarks}
 RECOGNIZERS = {"arcface": ArcFaceRecognizer}
+LIVENESS = {"minifasnet": MiniFasNetLiveness}
 
 DEFAULT_THRESHOLD = 80.0
 # The detector and the landmarks in INT8, the recognizers in FP16 (FP32 on a backend without FP16): INT8 costs
@@ -61,10 +63,24 @@ class CompareResult:
     face: ChosenFace | None
     match: ChosenFace | None
     threshold: float
+    liveness_check: LivenessCheck | None = None  # with its threshold resolved; None: not checked
+    liveness: float | None = None  # the matched target face's liveness score, when checked
+
+    @property
+    def is_live(self) -> bool:
+        return self.liveness_check is not None and self.liveness is not None and \
+            self.liveness >= self.liveness_check.threshold
 
     @property
     def is_match(self) -> bool:
-        return self.match is not None and self.match.similarity is not None and self.match.similarity >= self.threshold
+        similar = self.match is not None and self.match.similarity is not None and \
+            self.match.similarity >= self.threshold
+        return similar and not self.refused_as_not_live
+
+    @property
+    def refused_as_not_live(self) -> bool:
+        """The workspace requires liveness and the target face is not live (or there is none)."""
+        return self.liveness_check is not None and self.liveness_check.required and not self.is_live
 
 
 def intra_op_threads(requested: int, models: int) -> int:
@@ -101,40 +117,45 @@ class FacePipeline:
         (detector_spec,) = self.manifest.for_role("detector")
         (landmarks_spec,) = self.manifest.for_role("landmarks")
         recognizer_specs = self.manifest.for_role("recognizer")
+        liveness_specs = self.manifest.for_role("liveness")
         specs = (detector_spec, landmarks_spec, *recognizer_specs)
+        # The liveness model runs only when asked: the cores are shared among the models every compare runs.
         self.threads = intra_op_threads(config.threads, len(specs))
         # OpenCV's pool (resize, warp, blob) is process-wide: as many threads as one model gets. The compares
         # already run side by side; splitting a 1 ms resize across cores only adds wake-ups (docs/PERFORMANCE.md).
         cv2.setNumThreads(self.threads)
         self._int8_when_mixed = {detector_spec.name, landmarks_spec.name}
-        self.backends = {spec.name: self._backend(spec) for spec in specs}
+        self.backends = {spec.name: self._backend(spec) for spec in (*specs, *liveness_specs)}
         self.detector = DETECTORS[detector_spec.family](self.backends[detector_spec.name], detector_spec,
                                                         max_faces=config.max_faces)
         self.face_check = FaceCheck(self.detector)
         self.landmarks = LANDMARKS[landmarks_spec.family](self.backends[landmarks_spec.name], landmarks_spec)
         self.recognizer = RecognizerEnsemble([
             RECOGNIZERS[spec.family](self.backends[spec.name], spec, flip=config.flip) for spec in recognizer_specs])
+        self.liveness = next((LIVENESS[spec.family](self.backends[spec.name], spec) for spec in liveness_specs), None)
 
     @cached_property
     def calibration(self) -> SimilarityCalibration:
         """Loaded on first use, so the calibration tool can embed with a pipeline that has none yet."""
         return SimilarityCalibration.load(self.manifest.pipeline.similarity_path)
 
-    def _precision_of(self, spec: ModelSpec) -> str:
+    def _precision(self, spec: ModelSpec) -> str:
+        """The configured precision; the liveness model is never quantized (its threshold is measured in FP32);
+        `int8-mixed` quantizes the detector and the landmarks only."""
         if self.config.precision != MIXED_INT8:
-            return self.config.precision
+            return "fp32" if self.config.precision == "int8" and spec.family in LIVENESS else self.config.precision
         if spec.name in self._int8_when_mixed:
             return "int8"
         return "fp16" if self.config.backend == "tensorrt" else "fp32"
 
     def _backend(self, spec: ModelSpec) -> Backend:
-        return create_backend(self.config.backend, self._onnx_for(spec), precision=self._precision_of(spec),
+        return create_backend(self.config.backend, self._onnx_for(spec), precision=self._precision(spec),
                               max_batch=self.config.max_batch, threads=self.threads, **input_bounds(spec))
 
     def _onnx_for(self, spec: ModelSpec) -> Path:
         """INT8 runs the Q/DQ graph; TensorRT may instead hold an engine calibrated from the FP32 graph."""
         model = self.models[spec.name]
-        if self._precision_of(spec) != "int8":
+        if self._precision(spec) != "int8":
             return model.prepared
         if model.quantized.exists():
             return model.quantized
@@ -185,31 +206,55 @@ class FacePipeline:
         x, y = sharper.width / image.width, sharper.height / image.height
         return sharper.pixels, [d.scaled(x, y) for d in detections]
 
-    def compare_images(self, origin: DecodedImage, target: DecodedImage, threshold: float | None = None
-                       ) -> CompareResult:
-        """The API's face choice: the largest face of the origin, the most similar of the target's faces."""
+    def compare_images(self, origin: DecodedImage, target: DecodedImage, threshold: float | None = None,
+                       liveness: LivenessCheck | None = None) -> CompareResult:
+        """The API's face choice: the largest face of the origin, the most similar of the target's faces; with
+        `liveness`, that target face's liveness too (the target is the live capture)."""
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
+        check = self.resolve_liveness(liveness)
         try:
             origin_found, target_found = self.detect([origin, target])
             if not origin_found:
-                return CompareResult(face=None, match=None, threshold=threshold)
+                return CompareResult(face=None, match=None, threshold=threshold, liveness_check=check)
             origin_face = ChosenFace(origin_found[0], origin.width, origin.height)
             if not target_found:
-                return CompareResult(face=origin_face, match=None, threshold=threshold)
+                return CompareResult(face=origin_face, match=None, threshold=threshold, liveness_check=check)
             origin_pixels, origin_boxes = self.crop_source(origin, origin_found[:1])
             target_pixels, target_boxes = self.crop_source(target, target_found)
             (probe,), candidates = self.faces([origin_pixels, target_pixels], [origin_boxes, target_boxes])
+            cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
+            best = target_found[int(np.argmax(cosines))]
+            score = self.liveness_scores([(target.pixels, best)])[0] if check else None
         except (RuntimeError, ValueError, MemoryError) as exc:
             raise InferenceFailed("inference failed") from exc
-        cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
-        best = int(np.argmax(cosines))
-        cosine = float(cosines[best])
-        match = ChosenFace(target_found[best], target.width, target.height,
-                           similarity=self.calibration.similarity(cosine))
-        return CompareResult(face=origin_face, match=match, threshold=threshold)
+        match = ChosenFace(best, target.width, target.height,
+                           similarity=self.calibration.similarity(float(np.max(cosines))))
+        return CompareResult(face=origin_face, match=match, threshold=threshold, liveness_check=check,
+                             liveness=score)
 
-    def compare(self, origin: bytes, target: bytes, threshold: float | None = None) -> CompareResult:
-        return self.compare_images(self.decode(origin), self.decode(target), threshold)
+    def compare(self, origin: bytes, target: bytes, threshold: float | None = None,
+                liveness: LivenessCheck | None = None) -> CompareResult:
+        return self.compare_images(self.decode(origin), self.decode(target), threshold, liveness)
+
+    def resolve_liveness(self, check: LivenessCheck | None) -> LivenessCheck | None:
+        """The check with the shipped threshold filled in where it names none."""
+        if check is None or check.threshold is not None:
+            return check
+        return replace(check, threshold=self._liveness_stage().threshold)
+
+    def _liveness_stage(self) -> MiniFasNetLiveness:
+        if self.liveness is None:
+            raise InferenceFailed("the manifest names no liveness model")
+        return self.liveness
+
+    def liveness_scores(self, faces: list[tuple[np.ndarray, Detection]]) -> list[float]:
+        """The liveness score (0-100) of each (RGB image, detection)."""
+        return self._liveness_stage().scores(faces)
+
+    def largest_face_liveness(self, image: DecodedImage) -> tuple[Detection, float] | None:
+        """The largest face and its liveness score, None without a face: `facecompare liveness`."""
+        (found,) = self.detect([image])
+        return (found[0], self.liveness_scores([(image.pixels, found[0])])[0]) if found else None
 
     def embed_all(self, image: DecodedImage) -> np.ndarray:
         """(faces, D) embeddings of every face, largest first: what the benchmarks and calibration use."""

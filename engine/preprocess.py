@@ -41,12 +41,13 @@ def letterbox(pixels: np.ndarray, size: tuple[int, int], max_upscale: float,
 
 
 def to_blob(images: list[np.ndarray], spec: InputSpec, size: tuple[int, int] | None = None) -> np.ndarray:
-    """NCHW float32 batch at the model's size (or `size`): (x - mean) * scale, RGB or grey as the model
+    """NCHW float32 batch at the model's size (or `size`): (x - mean) * scale, RGB, BGR or grey as the model
     declares; inputs are RGB or grey."""
     if spec.channels == "grey":
         images = [cv2.cvtColor(i, cv2.COLOR_RGB2GRAY) if i.ndim == 3 else i for i in images]
     return cv2.dnn.blobFromImages(
-        images, scalefactor=spec.scale, size=size or spec.size, mean=(spec.mean,) * 3, swapRB=False, crop=False
+        images, scalefactor=spec.scale, size=size or spec.size, mean=(spec.mean,) * 3,
+        swapRB=spec.channels == "bgr", crop=False,
     )
 
 

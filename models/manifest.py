@@ -79,10 +79,13 @@ class PipelineSpec:
     landmarks: str
     recognizers: tuple[str, ...]
     similarity: str
+    liveness: str | None = None
 
     def roles(self) -> dict[str, str]:
         """Model name -> role."""
-        return {self.detector: "detector", self.landmarks: "landmarks", **dict.fromkeys(self.recognizers, "recognizer")}
+        roles = {self.detector: "detector", self.landmarks: "landmarks",
+                 **dict.fromkeys(self.recognizers, "recognizer")}
+        return {**roles, self.liveness: "liveness"} if self.liveness else roles
 
     @property
     def similarity_path(self) -> Path:
@@ -96,8 +99,9 @@ class Manifest:
     pipeline: PipelineSpec
 
     def pipeline_models(self) -> list[ModelSpec]:
-        """Every model the pipeline runs, detector first."""
-        return [self.models[name] for name in self.pipeline.roles()]
+        """Every model a compare runs, detector first: what INT8 calibrates and `engines build` prepares. The
+        liveness check is not among them: it runs only when asked, and never quantized (docs/LIVENESS.md)."""
+        return [self.models[name] for name, role in self.pipeline.roles().items() if role != "liveness"]
 
     def for_role(self, role: str) -> list[ModelSpec]:
         """The models in `role`, in the manifest's order."""

@@ -1,4 +1,5 @@
-"""`facecompare`: fetch models, compare two photos, and (from the service modules) serve and administer."""
+"""`facecompare`: fetch models, compare two photos, check a photo's liveness, and (from the service modules)
+serve and administer."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import ApiError, ImagesRequired
-from service.response import compare_body, error_body, new_transaction_id
+from service.response import bounding_box, compare_body, error_body, liveness_body, new_transaction_id
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -45,12 +46,14 @@ def _read_image(path: str) -> bytes:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from engine.liveness import LivenessCheck
     from engine.pipeline import FacePipeline
 
     transaction_id = new_transaction_id()
+    liveness = LivenessCheck(args.liveness_threshold) if args.liveness else None
     try:
         origin, target = _read_image(args.origin), _read_image(args.target)
-        body = compare_body(FacePipeline().compare(origin, target, args.threshold), transaction_id)
+        body = compare_body(FacePipeline().compare(origin, target, args.threshold, liveness), transaction_id)
         status = 0
     except ApiError as error:
         body = error_body(error, transaction_id)
@@ -69,7 +72,34 @@ def _summary(result: dict) -> str:
     if not match["isAvailable"]:
         return "no face in the target image"
     verdict = "match" if match["isMatch"] else "no match"
-    return f"{verdict}: similarity {match['similarity']:.2f} (threshold {match['threshold']:.0f})"
+    summary = f"{verdict}: similarity {match['similarity']:.2f} (threshold {match['threshold']:.0f})"
+    return f"{summary}; target {_liveness_summary(match['liveness'])}" if "liveness" in match else summary
+
+
+def _liveness_summary(liveness: dict | None) -> str:
+    if liveness is None:
+        return "liveness not checked: no face"
+    verdict = "live" if liveness["isLive"] else "NOT live"
+    return f"{verdict}: liveness {liveness['score']:.2f} (threshold {liveness['threshold']:g})"
+
+
+def _liveness(args: argparse.Namespace) -> int:
+    from engine.liveness import LivenessCheck
+    from engine.pipeline import ChosenFace, FacePipeline
+
+    try:
+        pipeline = FacePipeline()
+        image = pipeline.decode(_read_image(args.photo))
+        found = pipeline.largest_face_liveness(image)
+        threshold = pipeline.resolve_liveness(LivenessCheck(args.threshold)).threshold
+    except ApiError as error:
+        print(json.dumps(error_body(error, new_transaction_id())))
+        return EXIT_BAD_INPUT if error.http_status < 500 else EXIT_FAILED
+    face = ChosenFace(found[0], image.width, image.height) if found else None
+    body = {"isAvailable": face is not None, "boundingBox": bounding_box(face) if face else None,
+            "liveness": liveness_body(found[1] if found else None, threshold)}
+    print(json.dumps(body) if args.json else _liveness_summary(body["liveness"]))
+    return 0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -87,7 +117,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     compare.add_argument("target")
     compare.add_argument("--threshold", type=float, default=None, help="0-100, default 80 (FAR 1e-4)")
     compare.add_argument("--json", action="store_true", help="print the API's JSON body")
+    compare.add_argument("--liveness", action="store_true", help="check the target face's liveness too")
+    compare.add_argument("--liveness-threshold", type=float, default=None, metavar="T",
+                         help="liveness score 0-100 a live face reaches (default: the shipped one)")
     compare.set_defaults(handler=_compare)
+
+    liveness = commands.add_parser("liveness", help="is the largest face in a photo live, or a photo of a photo?")
+    liveness.add_argument("photo")
+    liveness.add_argument("--threshold", type=float, default=None, help="0-100, default: the shipped one")
+    liveness.add_argument("--json", action="store_true", help="print {isAvailable, boundingBox, liveness}")
+    liveness.set_defaults(handler=_liveness)
 
 
 # Each module has `add_commands(commands)`: one command family a module.

@@ -1,4 +1,4 @@
-"""`facecompare workspace ...`: add, list, disable, enable, re-key, export and import workspaces."""
+"""`facecompare workspace ...`: add, update, list, disable, enable, re-key, export and import workspaces."""
 
 from __future__ import annotations
 
@@ -41,20 +41,32 @@ def _print_key(workspace: Workspace, key: str, as_json: bool) -> None:
 
 
 def _add(store: WorkspaceStore, args: argparse.Namespace) -> None:
-    workspace, key = store.add(args.name, mode=args.mode, threshold=args.threshold, allowlist=args.allow)
+    workspace, key = store.add(args.name, mode=args.mode, threshold=args.threshold, allowlist=args.allow,
+                               require_liveness=args.require_liveness, liveness_threshold=args.liveness_threshold)
     _print_key(workspace, key, args.json)
+
+
+def _update(store: WorkspaceStore, args: argparse.Namespace) -> None:
+    w = store.update(args.name, threshold=args.threshold, require_liveness=args.require_liveness,
+                     liveness_threshold=args.liveness_threshold)
+    print(f"workspace {w.name}: threshold {w.threshold:g}, {_liveness_policy(w)}")
+
+
+def _liveness_policy(w: Workspace) -> str:
+    threshold = "shipped" if w.liveness_threshold is None else f"{w.liveness_threshold:g}"
+    return f"liveness {'required' if w.require_liveness else 'on request'} (threshold {threshold})"
 
 
 def _list(store: WorkspaceStore, args: argparse.Namespace) -> None:
     workspaces = store.list()
     if args.json:
-        fields = ("name", "enabled", "mode", "threshold", "allowlist")
+        fields = ("name", "enabled", "mode", "threshold", "allowlist", "require_liveness", "liveness_threshold")
         print(json.dumps([{name: value for name, value in asdict(w).items() if name in fields} for w in workspaces]))
         return
     for w in workspaces:
         allowlist = ",".join(w.allowlist) or "global"
         state = "enabled" if w.enabled else "disabled"
-        print(f"{w.name}\t{state}\t{w.mode}\tthreshold {w.threshold:g}\tclients {allowlist}")
+        print(f"{w.name}\t{state}\t{w.mode}\tthreshold {w.threshold:g}\tclients {allowlist}\t{_liveness_policy(w)}")
 
 
 def _set_enabled(enabled: bool) -> Callable[[WorkspaceStore, argparse.Namespace], None]:
@@ -126,6 +138,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                      help="client networks for this workspace (repeatable; default: the global allowlist)")
     add.add_argument("--json", action="store_true", help="print {name, apiKey, callbackSecret}")
     add.set_defaults(handler=_run(_add))
+    _liveness_options(add, default=False)
+
+    update = sub.add_parser("update", help="change a workspace's threshold or liveness policy")
+    update.add_argument("name")
+    update.add_argument("--threshold", type=float, default=None, help="match threshold 0-100")
+    _liveness_options(update, default=None)
+    update.set_defaults(handler=_run(_update))
 
     listing = sub.add_parser("list", help="list workspaces (never their keys)")
     listing.add_argument("--json", action="store_true")
@@ -156,5 +175,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     importer.add_argument("file", help="a `workspace export` file (TOML, or JSON)")
     importer.set_defaults(handler=_run(_import))
 
-    for parser in (add, listing, rotate, more, export, importer, sub.choices["enable"], sub.choices["disable"]):
+    for parser in (add, update, listing, rotate, more, export, importer, sub.choices["enable"],
+                   sub.choices["disable"]):
         add_data_dir_option(parser)
+
+
+def _liveness_options(parser: argparse.ArgumentParser, default: bool | None) -> None:
+    parser.add_argument("--require-liveness", action=argparse.BooleanOptionalAction, default=default,
+                        help="check every compare's target face; not live answers isMatch false (docs/LIVENESS.md)")
+    parser.add_argument("--liveness-threshold", type=float, default=None, metavar="T",
+                        help="liveness score 0-100 a live face reaches (default: the shipped one, docs/LIVENESS.md)")

@@ -6,11 +6,17 @@ and `callback_retry` (the `CallbackMetrics` protocol of service/jobs.py).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from engine.pipeline import CompareResult
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+LIVENESS_OUTCOMES = ("live", "not_live", "no_face")
 
 
 class Metrics:
@@ -34,10 +40,18 @@ class Metrics:
                                            "Callback deliveries ended, by outcome: delivered (a 2xx) or "
                                            "failed (gave up after the retry window)", ["outcome"],
                                            registry=self.registry)
+        self.liveness_checks = Counter("facecompare_liveness_checks",
+                                       "Liveness checks of a target face, by outcome: live, not_live or no_face "
+                                       "(never a score)", ["outcome"], registry=self.registry)
+        self.liveness_refusals = Counter("facecompare_liveness_refusals",
+                                         "Compares answered isMatch false because the workspace requires liveness "
+                                         "and the target was not live", registry=self.registry)
         self.callback_retries = Counter("facecompare_callback_retries", "Callback deliveries retried",
                                         registry=self.registry)
         for outcome in ("delivered", "failed"):
             self.callback_deliveries.labels(outcome=outcome)
+        for outcome in LIVENESS_OUTCOMES:
+            self.liveness_checks.labels(outcome=outcome)
 
     def batch(self, model: str, rows: int, seconds: float) -> None:
         self.batch_rows.labels(model=model).observe(rows)
@@ -48,6 +62,15 @@ class Metrics:
 
     def depth(self, model: str, depth: int) -> None:
         self.queue_depth.labels(model=model).set(depth)
+
+    def liveness_checked(self, result: CompareResult) -> None:
+        """Count a compare's liveness check, if it had one: its outcome and whether it refused the match."""
+        if result.liveness_check is None:
+            return
+        outcome = "no_face" if result.liveness is None else "live" if result.is_live else "not_live"
+        self.liveness_checks.labels(outcome=outcome).inc()
+        if outcome == "not_live" and result.liveness_check.required:
+            self.liveness_refusals.inc()
 
     def callback_delivered(self, outcome: str) -> None:
         self.callback_deliveries.labels(outcome=outcome).inc()

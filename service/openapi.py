@@ -63,12 +63,19 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"isAvailable": {"type": "boolean"}, "confidence": NUMBER_0_100,
                        "boundingBox": _ref("BoundingBox")},
     },
+    "Liveness": {
+        "type": "object", "nullable": True,
+        "description": "The target face's liveness, present when checked (livenessCheck or the workspace's "
+                       "require-liveness); null without a face. Stored results and callbacks omit the score.",
+        "required": ["isLive", "threshold"],
+        "properties": {"score": NUMBER_0_100, "isLive": {"type": "boolean"}, "threshold": NUMBER_0_100},
+    },
     "FaceMatch": {
         "type": "object",
         "required": ["isAvailable", "confidence", "boundingBox", "similarity", "isMatch", "threshold"],
         "properties": {"isAvailable": {"type": "boolean"}, "confidence": NUMBER_0_100,
                        "boundingBox": _ref("BoundingBox"), "similarity": NUMBER_0_100,
-                       "isMatch": {"type": "boolean"}, "threshold": NUMBER_0_100},
+                       "isMatch": {"type": "boolean"}, "threshold": NUMBER_0_100, "liveness": _ref("Liveness")},
     },
     "CompareResult": {
         "type": "object", "required": ["statusCode", "apiType", "transactionId", "result"],
@@ -124,6 +131,7 @@ SCHEMAS: dict[str, Any] = {
             "targetFace": {"type": "string", "description": "base64 JPEG/PNG/BMP, optional data: prefix, < 5 MB"},
             "callbackUrl": {"type": "string", "description": "answer 202 now and POST the result here"},
             "threshold": {**NUMBER_0_100, "description": "overrides the workspace's match threshold"},
+            "livenessCheck": {"type": "boolean", "description": "report the target face's liveness"},
         },
     },
     "CompareMultipart": {
@@ -133,6 +141,7 @@ SCHEMAS: dict[str, Any] = {
             "targetFace": {"type": "string", "format": "binary"},
             "callbackUrl": {"type": "string"},
             "threshold": {"type": "string", "description": "a number from 0 to 100"},
+            "livenessCheck": {"type": "string", "enum": ["true", "false"]},
         },
     },
 }

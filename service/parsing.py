@@ -24,7 +24,7 @@ from engine.decode import MAX_IMAGE_BYTES
 from engine.errors import ApiError, BadInput, BodyTooLarge, ImagesRequired
 
 IMAGE_FIELDS = ("originFace", "targetFace")
-TEXT_FIELDS = ("callbackUrl", "threshold")
+TEXT_FIELDS = ("callbackUrl", "threshold", "livenessCheck")
 MAX_TEXT_BYTES = 4096
 CHUNK = 64 * 1024
 DATA_URL = re.compile(r"^data:[^,;]*(;[^,;]*)*;base64,", re.IGNORECASE)
@@ -42,6 +42,7 @@ class CompareRequest:
     target: bytes
     threshold: float | None
     callback_url: str | None
+    liveness_check: bool = False
 
 
 def over_image_cap() -> BadInput:
@@ -81,6 +82,17 @@ def parse_threshold(value: Any) -> float | None:
     return threshold
 
 
+def parse_liveness_check(value: Any, *, multipart: bool) -> bool:
+    """A JSON boolean (null or absent: false), or in a multipart form the text "true" or "false"."""
+    if value is None:
+        return False
+    if multipart and value in ("true", "false"):
+        return value == "true"
+    if not multipart and isinstance(value, bool):
+        return value
+    raise BadInput('livenessCheck must be true or false' + (' ("true" or "false" in a form)' if multipart else ""))
+
+
 def parse_callback_url(value: Any) -> str | None:
     """The URL's text only; whether it is allowed (its length included) is the access layer's decision."""
     if value is None:
@@ -102,13 +114,14 @@ def _image(value: Any) -> bytes:
     return data
 
 
-def _request(fields: dict[str, Any]) -> CompareRequest:
+def _request(fields: dict[str, Any], *, multipart: bool) -> CompareRequest:
     origin, target = (fields.get(name) for name in IMAGE_FIELDS)
     if not origin or not target:
         raise ImagesRequired()
     return CompareRequest(origin=_image(origin), target=_image(target),
                           threshold=parse_threshold(fields.get("threshold")),
-                          callback_url=parse_callback_url(fields.get("callbackUrl")))
+                          callback_url=parse_callback_url(fields.get("callbackUrl")),
+                          liveness_check=parse_liveness_check(fields.get("livenessCheck"), multipart=multipart))
 
 
 def media_type(content_type: str) -> str:
@@ -130,7 +143,7 @@ async def _parse(request: web.Request, limit: int) -> CompareRequest:
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"request body is over {limit} bytes")
     if media_type(request.headers.get(hdrs.CONTENT_TYPE, "")) == "multipart/form-data":
-        return _request(await _multipart_fields(request, limit))
+        return _request(await _multipart_fields(request, limit), multipart=True)
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
@@ -143,7 +156,7 @@ async def _parse(request: web.Request, limit: int) -> CompareRequest:
         raise BadInput("body is not JSON") from exc
     if not isinstance(fields, dict):
         raise BadInput("body is not a JSON object")
-    return _request(fields)
+    return _request(fields, multipart=False)
 
 
 async def _multipart_fields(request: web.Request, limit: int) -> dict[str, Any]:

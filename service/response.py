@@ -34,17 +34,35 @@ def _face_body(face: ChosenFace | None) -> dict[str, Any]:
     return {"isAvailable": True, "confidence": floor2(face.detection.score * 100.0), "boundingBox": bounding_box(face)}
 
 
+def liveness_body(score: float | None, threshold: float) -> dict[str, Any] | None:
+    """A face's liveness verdict; null without a face (then there is nothing to check)."""
+    if score is None:
+        return None
+    return {"score": score, "isLive": score >= threshold, "threshold": float(threshold)}
+
+
 def compare_body(result: CompareResult, transaction_id: str) -> dict[str, Any]:
-    """The 200 body of a compare."""
+    """The 200 body of a compare; `faceMatch.liveness` only when liveness was checked."""
     match = _face_body(result.match)
     similarity = result.match.similarity if result.match and result.match.similarity is not None else 0.0
     match.update(similarity=similarity, isMatch=result.is_match, threshold=float(result.threshold))
+    if result.liveness_check is not None:
+        match["liveness"] = liveness_body(result.liveness, result.liveness_check.threshold)
     return {
         "statusCode": 200,
         "apiType": API_TYPE,
         "transactionId": transaction_id,
         "result": {"face": _face_body(result.face), "faceMatch": match},
     }
+
+
+def stored_body(body: dict[str, Any]) -> dict[str, Any]:
+    """The body as kept for GET and sent by callback: the liveness verdict without its score (docs/LIVENESS.md)."""
+    liveness = body.get("result", {}).get("faceMatch", {}).get("liveness")
+    if not liveness:
+        return body
+    match = {**body["result"]["faceMatch"], "liveness": {k: v for k, v in liveness.items() if k != "score"}}
+    return {**body, "result": {**body["result"], "faceMatch": match}}
 
 
 def error_body(error: ApiError, transaction_id: str) -> dict[str, Any]:

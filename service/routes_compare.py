@@ -9,12 +9,13 @@ from typing import Any
 from aiohttp import HttpVersion11, web
 
 from engine.errors import ApiError, CallbackRequired, Forbidden, NotReady, Unauthorized
+from engine.liveness import LivenessCheck
 from engine.pipeline import CompareResult
 from service.access import AddressAllowlist
 from service.deps import SERVICES, Services
 from service.middleware import TRANSACTION_ID, NotFound
 from service.parsing import CompareRequest, parse_compare
-from service.response import accepted_body, compare_body, error_body
+from service.response import accepted_body, compare_body, error_body, stored_body
 from service.workspaces import Workspace
 
 log = logging.getLogger("facecompare.compare")
@@ -45,60 +46,71 @@ async def admit(request: web.Request, services: Services) -> Workspace:
     return workspace
 
 
+def liveness_check(workspace: Workspace, parsed: CompareRequest) -> LivenessCheck | None:
+    """Checked when the request asks or the workspace requires it; only the workspace's setting refuses."""
+    if not (parsed.liveness_check or workspace.require_liveness):
+        return None
+    return LivenessCheck(threshold=workspace.liveness_threshold, required=workspace.require_liveness)
+
+
 async def compare(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     transaction_id = request[TRANSACTION_ID]
     workspace = await admit(request, services)
     parsed = await parse_compare(request, services.config.max_body_bytes, services.config.body_timeout)
     threshold = workspace.threshold if parsed.threshold is None else parsed.threshold
+    liveness = liveness_check(workspace, parsed)
     if parsed.callback_url is None:
         if workspace.mode == "async":
             raise CallbackRequired()
-        return web.json_response(await _compare_now(services, transaction_id, workspace.id, parsed, threshold))
+        return web.json_response(await _compare_now(services, transaction_id, workspace.id, parsed, threshold,
+                                                    liveness))
     await services.check_callback(parsed.callback_url)
     services.runtime.check_ready()
     await asyncio.to_thread(services.jobs.accept, transaction_id, workspace.id, parsed.callback_url)
-    task = asyncio.create_task(_run_job(services, transaction_id, parsed, threshold))
+    task = asyncio.create_task(_run_job(services, transaction_id, parsed, threshold, liveness))
     services.background.add(task)
     task.add_done_callback(services.background.discard)
     return web.json_response(accepted_body(transaction_id), status=202)
 
 
 async def _compare_now(services: Services, transaction_id: str, workspace_id: int, parsed: CompareRequest,
-                       threshold: float) -> dict[str, Any]:
+                       threshold: float, liveness: LivenessCheck | None) -> dict[str, Any]:
     """A synchronous compare; its result (or its error, unless a retry is expected) is kept for GET."""
     try:
-        result = await services.runtime.compare(parsed.origin, parsed.target, threshold)
+        result = await services.runtime.compare(parsed.origin, parsed.target, threshold, liveness)
     except ApiError as error:
         if not isinstance(error, NotReady):
             await asyncio.to_thread(services.jobs.record, transaction_id, workspace_id,
                                     error_body(error, transaction_id))
         raise
     body = compare_body(result, transaction_id)
-    await asyncio.to_thread(services.jobs.record, transaction_id, workspace_id, body)
+    await asyncio.to_thread(services.jobs.record, transaction_id, workspace_id, stored_body(body))
     return body
 
 
-async def _compare_patiently(services: Services, parsed: CompareRequest, threshold: float) -> CompareResult:
+async def _compare_patiently(services: Services, parsed: CompareRequest, threshold: float,
+                             liveness: LivenessCheck | None) -> CompareResult:
     for _ in range(JOB_ATTEMPTS - 1):
         try:
-            return await services.runtime.compare(parsed.origin, parsed.target, threshold)
+            return await services.runtime.compare(parsed.origin, parsed.target, threshold, liveness)
         except NotReady as busy:
             await asyncio.sleep(busy.retry_after)
-    return await services.runtime.compare(parsed.origin, parsed.target, threshold)
+    return await services.runtime.compare(parsed.origin, parsed.target, threshold, liveness)
 
 
-async def _run_job(services: Services, transaction_id: str, parsed: CompareRequest, threshold: float) -> None:
+async def _run_job(services: Services, transaction_id: str, parsed: CompareRequest, threshold: float,
+                   liveness: LivenessCheck | None) -> None:
     """An accepted job: compare, store the final body (result or error) and wake the deliverer."""
     try:
-        body = compare_body(await _compare_patiently(services, parsed, threshold), transaction_id)
+        body = compare_body(await _compare_patiently(services, parsed, threshold, liveness), transaction_id)
     except ApiError as error:
         body = error_body(error, transaction_id)
     except Exception:
         log.exception("job failed")
         body = error_body(ApiError(), transaction_id)
     try:
-        finished = await asyncio.to_thread(services.jobs.finish, transaction_id, body)
+        finished = await asyncio.to_thread(services.jobs.finish, transaction_id, stored_body(body))
     except Exception:
         log.exception("job result not stored; it is answered with 1002 after a restart")
         return

@@ -16,6 +16,7 @@ import numpy as np
 from engine.backends import Backend
 from engine.batcher import BatchObserver, DynamicBatcher
 from engine.errors import NotReady
+from engine.liveness import LivenessCheck
 from engine.pipeline import CompareResult, FacePipeline, PipelineConfig
 from engine.preprocess import to_blob
 from models.manifest import MANIFEST_PATH, ModelSpec
@@ -123,7 +124,8 @@ class Runtime:
             raise NotReady("models are loading" if self.state == "loading" else "models failed to load",
                            retry_after=LOADING_RETRY_AFTER)
 
-    async def compare(self, origin: bytes, target: bytes, threshold: float) -> CompareResult:
+    async def compare(self, origin: bytes, target: bytes, threshold: float,
+                      liveness: LivenessCheck | None = None) -> CompareResult:
         """Decode and compare in the bounded pool; 503 when not ready or when too many are already admitted."""
         self.check_ready()
         if self._inflight >= self.config.max_inflight:
@@ -132,12 +134,13 @@ class Runtime:
         self.metrics.inflight.set(self._inflight)
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, self._compare, origin, target, threshold)
+            return await loop.run_in_executor(self.executor, self._compare, origin, target, threshold, liveness)
         finally:
             self._inflight -= 1
             self.metrics.inflight.set(self._inflight)
 
-    def _compare(self, origin: bytes, target: bytes, threshold: float) -> CompareResult:
+    def _compare(self, origin: bytes, target: bytes, threshold: float,
+                 liveness: LivenessCheck | None) -> CompareResult:
         """Counted while it runs: the batchers wait for followers only while other compares are running."""
         pipeline = self._pipeline
         if pipeline is None:
@@ -145,19 +148,20 @@ class Runtime:
         with self._computing_lock:
             self._computing += 1
         try:
-            return self._timed_compare(pipeline, origin, target, threshold)
+            return self._timed_compare(pipeline, origin, target, threshold, liveness)
         finally:
             with self._computing_lock:
                 self._computing -= 1
 
-    def _timed_compare(self, pipeline: FacePipeline, origin: bytes, target: bytes, threshold: float
-                       ) -> CompareResult:
+    def _timed_compare(self, pipeline: FacePipeline, origin: bytes, target: bytes, threshold: float,
+                       liveness: LivenessCheck | None) -> CompareResult:
         started = time.monotonic()
         origin_image, target_image = pipeline.decode(origin), pipeline.decode(target)
         decoded = time.monotonic()
         self.metrics.stage_seconds.labels(stage="decode").observe(decoded - started)
-        result = pipeline.compare_images(origin_image, target_image, threshold)
+        result = pipeline.compare_images(origin_image, target_image, threshold, liveness)
         self.metrics.stage_seconds.labels(stage="compare").observe(time.monotonic() - decoded)
+        self.metrics.liveness_checked(result)
         return result
 
     def close(self) -> None:

@@ -23,7 +23,8 @@ from service.workspaces import KEY_ID, MODES, KeyHash, WorkspaceError, Workspace
 FORMAT_VERSION = 1
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CALLBACK_SECRET = re.compile(r"[A-Za-z0-9_-]{32,256}")
-_WORKSPACE_FIELDS = {"name", "enabled", "mode", "threshold", "allowlist", "callbackSecret", "keys"}
+_WORKSPACE_FIELDS = {"name", "enabled", "mode", "threshold", "allowlist", "callbackSecret", "keys", "requireLiveness",
+                     "livenessThreshold"}
 _KEY_FIELDS = {"id", "sha256", "expiresAt"}
 
 
@@ -38,7 +39,10 @@ def dump(specs: Iterable[WorkspaceSpec], *, as_json: bool = False, with_secrets:
 
 def _workspace_entry(spec: WorkspaceSpec, with_secrets: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": spec.name, "enabled": spec.enabled, "mode": spec.mode,
-                             "threshold": spec.threshold, "allowlist": list(spec.allowlist)}
+                             "threshold": spec.threshold, "allowlist": list(spec.allowlist),
+                             "requireLiveness": spec.require_liveness}
+    if spec.liveness_threshold is not None:
+        entry["livenessThreshold"] = spec.liveness_threshold
     if with_secrets and spec.callback_secret:
         entry["callbackSecret"] = spec.callback_secret
     entry["keys"] = [_key_entry(key) for key in spec.keys]
@@ -125,6 +129,13 @@ def _spec(entry: Any, where: str) -> WorkspaceSpec:
         cidrs = check_settings(name, mode, float(threshold), allowlist)
     except WorkspaceError as exc:
         raise WorkspaceError(f"{where}: {exc}") from exc
+    require_liveness, liveness_threshold = entry.get("requireLiveness", False), entry.get("livenessThreshold")
+    if not isinstance(require_liveness, bool):
+        raise WorkspaceError(f"{where}: requireLiveness must be true or false")
+    if liveness_threshold is not None and (
+            isinstance(liveness_threshold, bool) or not isinstance(liveness_threshold, (int, float))
+            or not 0.0 <= liveness_threshold <= 100.0):
+        raise WorkspaceError(f"{where}: livenessThreshold must be a number within 0-100 (absent: the shipped one)")
     secret = entry.get("callbackSecret")
     if secret is not None and not (isinstance(secret, str) and _CALLBACK_SECRET.fullmatch(secret)):
         raise WorkspaceError(f"{where}: callbackSecret must be 32 to 256 characters of A-Z, a-z, 0-9, '_', '-'")
@@ -133,7 +144,8 @@ def _spec(entry: Any, where: str) -> WorkspaceSpec:
         raise WorkspaceError(f"{where}: keys must be a list of {{id, sha256}}")
     return WorkspaceSpec(name=name, enabled=enabled, mode=mode, threshold=float(threshold), allowlist=cidrs,
                          keys=tuple(_key(key, f"{where} keys[{index}]") for index, key in enumerate(keys)),
-                         callback_secret=secret)
+                         callback_secret=secret, require_liveness=require_liveness,
+                         liveness_threshold=None if liveness_threshold is None else float(liveness_threshold))
 
 
 def _key(entry: Any, where: str) -> KeyHash:

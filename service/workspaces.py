@@ -1,4 +1,5 @@
-"""Workspaces: who may call the service, with which keys, threshold, mode, callback secret and allowlist.
+"""Workspaces: who may call the service, with which keys, threshold, mode, callback secret, allowlist and
+liveness policy.
 
 An API key is `fcw_<key id>_<secret>`. Only the key id (random, public, for the lookup) and a SHA-256 of the
 secret are stored; the secret is 256 random bits, so an unsalted hash is enough, and the stored hash is
@@ -41,7 +42,9 @@ CREATE TABLE IF NOT EXISTS workspaces (
     mode TEXT NOT NULL CHECK (mode IN ('sync', 'async')),
     callback_secret TEXT NOT NULL,
     allowlist TEXT NOT NULL DEFAULT '[]',
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    require_liveness INTEGER NOT NULL DEFAULT 0,
+    liveness_threshold REAL
 );
 CREATE TABLE IF NOT EXISTS api_keys (
     key_id TEXT PRIMARY KEY,
@@ -52,6 +55,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 CREATE INDEX IF NOT EXISTS api_keys_workspace ON api_keys(workspace_id);
 """
+# Columns added after the first release (in the schema above too): added to an older file when it is opened.
+_ADDED_COLUMNS = {
+    "api_keys": {"expires_at": "REAL"},  # NULL: no expiry
+    "workspaces": {"require_liveness": "INTEGER NOT NULL DEFAULT 0",
+                   "liveness_threshold": "REAL"},  # NULL: the shipped threshold
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,8 @@ class Workspace:
     mode: str  # "sync" | "async"
     callback_secret: str
     allowlist: tuple[str, ...]  # CIDRs, empty = use the global one
+    require_liveness: bool = False  # every compare checks the target's liveness; not live is no match
+    liveness_threshold: float | None = None  # None: the shipped threshold
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,8 @@ class WorkspaceSpec:
     allowlist: tuple[str, ...] = ()
     keys: tuple[KeyHash, ...] = ()
     callback_secret: str | None = None  # None: keep the device's own (a new workspace gets a random one)
+    require_liveness: bool = False
+    liveness_threshold: float | None = None  # None: the shipped threshold
 
 
 class WorkspaceError(Exception):
@@ -131,8 +144,7 @@ def check_settings(name: str, mode: str, threshold: float, allowlist: Iterable[s
         raise WorkspaceError(f"bad workspace name {name!r}: letters, digits, '_', '.', '-', at most 64")
     if mode not in MODES:
         raise WorkspaceError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if not 0.0 <= threshold <= 100.0:
-        raise WorkspaceError(f"threshold must be within 0-100, not {threshold}")
+    _check_threshold("threshold", threshold)
     try:
         return tuple(str(net) for net in parse_networks(allowlist))
     except (TypeError, ValueError) as exc:
@@ -142,7 +154,13 @@ def check_settings(name: str, mode: str, threshold: float, allowlist: Iterable[s
 def _workspace(row: sqlite3.Row) -> Workspace:
     return Workspace(id=row["id"], name=row["name"], enabled=bool(row["enabled"]), threshold=row["threshold"],
                      mode=row["mode"], callback_secret=row["callback_secret"],
-                     allowlist=tuple(json.loads(row["allowlist"])))
+                     allowlist=tuple(json.loads(row["allowlist"])), require_liveness=bool(row["require_liveness"]),
+                     liveness_threshold=row["liveness_threshold"])
+
+
+def _check_threshold(name: str, value: float) -> None:
+    if not 0.0 <= value <= 100.0:
+        raise WorkspaceError(f"{name} must be within 0-100, not {value}")
 
 
 class WorkspaceStore:
@@ -150,13 +168,16 @@ class WorkspaceStore:
 
     def __init__(self, data_dir: Path) -> None:
         self.db = Database(Path(data_dir) / "workspaces.sqlite3", _SCHEMA)
-        self._add_expiry_column()
+        self._add_columns()
 
-    def _add_expiry_column(self) -> None:
-        """A data directory from before key expiry gets the column (NULL: no expiry) on first open."""
+    def _add_columns(self) -> None:
+        """A data directory from before key expiry or the liveness policy gets their columns on first open."""
         with self.db.write() as conn:
-            if "expires_at" not in {row["name"] for row in conn.execute("PRAGMA table_info(api_keys)")}:
-                conn.execute("ALTER TABLE api_keys ADD COLUMN expires_at REAL")
+            for table, columns in _ADDED_COLUMNS.items():
+                present = {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}
+                for column, declaration in columns.items():
+                    if column not in present:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def authenticate(self, api_key: str) -> Workspace | None:
         """The key's workspace, disabled ones included (the caller answers 403); None for an unknown or
@@ -174,10 +195,35 @@ class WorkspaceStore:
         return _workspace(row)
 
     def add(self, name: str, mode: str = "sync", threshold: float = 80.0,
-            allowlist: Iterable[str] = ()) -> tuple[Workspace, str]:
+            allowlist: Iterable[str] = (), require_liveness: bool = False,
+            liveness_threshold: float | None = None) -> tuple[Workspace, str]:
         """Create a workspace; its API key is returned here and never again."""
         with self.db.write() as conn:
-            return self._insert(conn, name, mode, threshold, allowlist)
+            key = self._insert(conn, name, mode, threshold, allowlist)[1]
+            self._set_liveness(conn, name, require_liveness, liveness_threshold)
+        return self.get(name), key
+
+    def update(self, name: str, *, threshold: float | None = None, require_liveness: bool | None = None,
+               liveness_threshold: float | None = None) -> Workspace:
+        """Change the given settings of a workspace; the next request uses them."""
+        with self.db.write() as conn:
+            row = conn.execute("SELECT * FROM workspaces WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise UnknownWorkspace(name)
+            if threshold is not None:
+                _check_threshold("threshold", threshold)
+                conn.execute("UPDATE workspaces SET threshold = ? WHERE name = ?", (float(threshold), name))
+            current = _workspace(row)
+            self._set_liveness(conn, name, current.require_liveness if require_liveness is None else require_liveness,
+                               current.liveness_threshold if liveness_threshold is None else liveness_threshold)
+        return self.get(name)
+
+    @staticmethod
+    def _set_liveness(conn: sqlite3.Connection, name: str, required: bool, threshold: float | None) -> None:
+        if threshold is not None:
+            _check_threshold("liveness threshold", threshold)
+        conn.execute("UPDATE workspaces SET require_liveness = ?, liveness_threshold = ? WHERE name = ?",
+                     (int(required), None if threshold is None else float(threshold), name))
 
     def ensure_default(self) -> str | None:
         """On first start, create `default` and return its key (once); None when any workspace exists."""
@@ -273,7 +319,8 @@ class WorkspaceStore:
                     KeyHash(row["key_id"], row["secret_sha256"], row["expires_at"]))
             return [WorkspaceSpec(name=w.name, enabled=w.enabled, mode=w.mode, threshold=w.threshold,
                                   allowlist=w.allowlist, keys=tuple(keys.get(w.id, ())),
-                                  callback_secret=w.callback_secret)
+                                  callback_secret=w.callback_secret, require_liveness=w.require_liveness,
+                                  liveness_threshold=w.liveness_threshold)
                     for w in (_workspace(row) for row in conn.execute("SELECT * FROM workspaces ORDER BY name"))]
 
     def sync(self, specs: Iterable[WorkspaceSpec]) -> list[str]:
@@ -306,22 +353,25 @@ class WorkspaceStore:
     @staticmethod
     def _insert_spec(conn: sqlite3.Connection, spec: WorkspaceSpec) -> int:
         cursor = conn.execute(
-            "INSERT INTO workspaces (name, enabled, threshold, mode, callback_secret, allowlist, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO workspaces (name, enabled, threshold, mode, callback_secret, allowlist, created_at,"
+            " require_liveness, liveness_threshold) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (spec.name, int(spec.enabled), float(spec.threshold), spec.mode,
-             spec.callback_secret or _new_callback_secret(), json.dumps(list(spec.allowlist)), time.time()))
+             spec.callback_secret or _new_callback_secret(), json.dumps(list(spec.allowlist)), time.time(),
+             int(spec.require_liveness), spec.liveness_threshold))
         return cursor.lastrowid
 
     @staticmethod
     def _update(conn: sqlite3.Connection, current: Workspace, spec: WorkspaceSpec) -> list[str]:
         wanted = {"enabled": spec.enabled, "mode": spec.mode, "threshold": float(spec.threshold),
-                  "allowlist": spec.allowlist, "callback_secret": spec.callback_secret or current.callback_secret}
+                  "allowlist": spec.allowlist, "callback_secret": spec.callback_secret or current.callback_secret,
+                  "require_liveness": spec.require_liveness, "liveness_threshold": spec.liveness_threshold}
         differs = [name for name, value in wanted.items() if getattr(current, name) != value]
         if not differs:
             return []
-        conn.execute("UPDATE workspaces SET enabled = ?, mode = ?, threshold = ?, allowlist = ?, callback_secret = ?"
-                     " WHERE id = ?", (int(spec.enabled), spec.mode, float(spec.threshold),
-                                       json.dumps(list(spec.allowlist)), wanted["callback_secret"], current.id))
+        conn.execute("UPDATE workspaces SET enabled = ?, mode = ?, threshold = ?, allowlist = ?, callback_secret = ?,"
+                     " require_liveness = ?, liveness_threshold = ? WHERE id = ?",
+                     (int(spec.enabled), spec.mode, float(spec.threshold), json.dumps(list(spec.allowlist)),
+                      wanted["callback_secret"], int(spec.require_liveness), spec.liveness_threshold, current.id))
         shown = [name if name == "callback_secret" else f"{name} {getattr(current, name)!r} -> {wanted[name]!r}"
                  for name in differs]
         return [f"updated workspace {spec.name}: {', '.join(shown)}"]

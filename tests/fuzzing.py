@@ -197,6 +197,7 @@ thresholds = st.one_of(st.none(), st.floats(-1e3, 1e3), st.integers(-200, 200), 
     ("", "80", " 75.5 ", "NaN", "inf", "1e2", "-0", "abc", "80%")), st.booleans(), json_values)
 callback_urls = st.one_of(st.none(), st.sampled_from(("", "   ", "ftp://127.0.0.1/x", "http:///x", "not a url",
                                                       "http://[::1/x", "javascript:alert(1)")), json_values)
+liveness_checks = st.one_of(st.booleans(), st.sampled_from(("true", "false", "True", "1", "", " true")), json_values)
 
 
 @st.composite
@@ -211,6 +212,8 @@ def compare_fields(draw: st.DrawFn) -> dict[str, Any]:
         fields["threshold"] = draw(thresholds)
     if draw(st.integers(0, 3)) == 0:
         fields["callbackUrl"] = draw(callback_urls)
+    if draw(st.integers(0, 3)) == 0:
+        fields["livenessCheck"] = draw(liveness_checks)
     fields.update(draw(st.dictionaries(st.text(max_size=10), json_values, max_size=2)))
     return fields
 
@@ -237,7 +240,8 @@ json_bodies = st.one_of(st.builds(json_body, compare_fields(), st.integers(0, 6)
 def multipart_bodies(draw: st.DrawFn) -> tuple[bytes, str]:
     """A multipart/form-data body and its Content-Type, from well-formed to broken."""
     boundary = draw(st.sampled_from(("xyz", "----WebKitFormBoundary7MA4YWxkTrZu0gW", "a" * 70, "b=c", "")))
-    names = ("originFace", "targetFace", "threshold", "callbackUrl", "other", "", 'ori"gin', "originFace\r\nX: y")
+    names = ("originFace", "targetFace", "threshold", "callbackUrl", "livenessCheck", "other", "", 'ori"gin',
+             "originFace\r\nX: y")
     parts = []
     for _ in range(draw(st.integers(0, 5))):
         name = draw(st.sampled_from(names))

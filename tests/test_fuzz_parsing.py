@@ -80,6 +80,7 @@ def answer(loop: asyncio.AbstractEventLoop, body: bytes, content_type: str) -> N
         parsed = parse(loop, body, content_type)
         assert parsed.threshold is None or 0 <= parsed.threshold <= 100
         assert parsed.callback_url is None or isinstance(parsed.callback_url, str)
+        assert isinstance(parsed.liveness_check, bool)
         for image in (parsed.origin, parsed.target):
             assert 0 < len(image) <= MAX_IMAGE_BYTES
             assert_decoded(decode_image(image))

@@ -48,3 +48,22 @@ def test_demo_page_compares_two_photos_and_draws_both_boxes(api: Served) -> None
         finally:
             browser.close()
     assert verdict.startswith("Match: similarity")
+
+
+def test_demo_page_shows_the_liveness_when_asked(api: Served) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(api.url + "/")
+            page.fill("#apiKey", api.key)
+            page.set_input_files("#originFace", str(asset_path("obama.jpg")))
+            page.set_input_files("#targetFace", str(asset_path("obama2.jpg")))
+            page.check("#livenessCheck")
+            page.click("#submit")
+            page.wait_for_selector("#result.match", timeout=30_000)
+            verdict = page.inner_text("#result")
+        finally:
+            browser.close()
+    assert verdict.startswith("Match: similarity") and "target live: liveness" in verdict

@@ -46,6 +46,7 @@ form.addEventListener("submit", async (event) => {
   body.append("targetFace", document.getElementById("targetFace").files[0]);
   const threshold = document.getElementById("threshold").value;
   if (threshold !== "") body.append("threshold", threshold);
+  if (document.getElementById("livenessCheck").checked) body.append("livenessCheck", "true");
   show("Comparing…", "");
   let answer;
   try {
@@ -65,5 +66,14 @@ form.addEventListener("submit", async (event) => {
   if (!face.isAvailable) show("No face in the origin photo", "nomatch");
   else if (!faceMatch.isAvailable) show("No face in the target photo", "nomatch");
   else show(`${faceMatch.isMatch ? "Match" : "No match"}: similarity ${faceMatch.similarity.toFixed(2)} `
-            + `(threshold ${faceMatch.threshold})`, faceMatch.isMatch ? "match" : "nomatch");
+            + `(threshold ${faceMatch.threshold})` + livenessText(faceMatch.liveness),
+            faceMatch.isMatch ? "match" : "nomatch");
 });
+
+// Present only when the liveness was checked (the checkbox, or a workspace that requires it).
+function livenessText(liveness) {
+  if (liveness === undefined) return "";
+  if (liveness === null) return "; liveness: no face to check";
+  return `; target ${liveness.isLive ? "live" : "NOT live"}: liveness ${liveness.score.toFixed(2)} `
+         + `(threshold ${liveness.threshold})`;
+}
