@@ -10,6 +10,13 @@ for `--duration` seconds or `--max-requests` requests, whichever ends first. Wit
 The server's CPU time per compare (user + system, warm-up included) tells what the machine could
 serve alone, however busy it is now. The server's peak RSS is its VmHWM, from its pid (`--pid`, the
 one started, or the process listening on the URL's port).
+
+Beside the HTTP figures, the same pairs are compared in process (bench/inprocess.py, a process of its own
+running the served checkout's code): at concurrency 1, one in-process compare before each HTTP one, so
+both meet the same load. The ratios that judge the service against its own pipeline come from the two:
+the HTTP p50 at concurrency 1 over the in-process p50; the compares/s at each level over the CPU-bound
+limit (cores x 1000 / in-process CPU ms per compare), which only means something when the server has the
+cores to itself; and, whatever else runs, the in-process CPU ms per compare over the server's.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import asyncio
 import itertools
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -89,13 +98,55 @@ async def _post(session: aiohttp.ClientSession, url: str, key: str, pair: Pair) 
         return response.status
 
 
+class InProcess:
+    """bench/inprocess.py on the same pairs, with `checkout`'s code first on the path; `ask` compares one."""
+
+    def __init__(self, pairs: list[Pair], checkout: Path) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="fc-inprocess-")
+        listing = []
+        for index, pair in enumerate(pairs):
+            for side, data in (("origin", pair.origin), ("target", pair.target)):
+                Path(self._folder.name, f"{index}-{side}.jpg").write_bytes(data)
+            listing.append({"kind": pair.kind, "origin": f"{index}-origin.jpg", "target": f"{index}-target.jpg"})
+        Path(self._folder.name, "pairs.json").write_text(json.dumps(listing))
+        worker = [sys.executable, str(Path(__file__).with_name("inprocess.py")), self._folder.name]
+        self._process = subprocess.Popen(worker, cwd=checkout, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         text=True, env={**os.environ, "PYTHONPATH": str(checkout)})
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the in-process worker did not start")
+        self.ms: dict[str, list[float]] = {}
+        self.cpu_ms: list[float] = []
+
+    def ask(self, index: int) -> None:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(f"{index}\n")
+        self._process.stdin.flush()
+        answer = json.loads(self._process.stdout.readline())
+        self.ms.setdefault(answer["kind"], []).append(answer["ms"])
+        self.cpu_ms.append(answer["cpu_ms"])
+
+    def summary(self) -> dict:
+        everything = [ms for values in self.ms.values() for ms in values]
+        return {**summary(everything), "cpu_ms_per_compare": round(sum(self.cpu_ms) / len(self.cpu_ms), 2),
+                "by_kind": {kind: summary(values) for kind, values in self.ms.items()}}
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        self._process.wait(60)
+        self._folder.cleanup()
+
+
 async def _worker(session: aiohttp.ClientSession, url: str, key: str, pairs: list[Pair], start: int,
-                  deadline: float, budget: list[int], samples: Samples) -> None:
+                  deadline: float, budget: list[int], samples: Samples, inprocess: InProcess | None) -> None:
     for index in itertools.count(start):
         if time.monotonic() >= deadline or budget[0] <= 0:
             return
         budget[0] -= 1
         pair = pairs[index % len(pairs)]
+        if inprocess is not None:
+            await asyncio.to_thread(inprocess.ask, index % len(pairs))
         started = time.perf_counter()
         try:
             status = await _post(session, url, key, pair)
@@ -109,8 +160,9 @@ async def _worker(session: aiohttp.ClientSession, url: str, key: str, pairs: lis
 
 
 async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, duration: float,
-                    max_requests: int) -> dict:
-    """One concurrency level: a short warm-up, then `concurrency` clients for `duration` seconds."""
+                    max_requests: int, inprocess: InProcess | None = None) -> dict:
+    """One concurrency level: a short warm-up, then `concurrency` clients for `duration` seconds (each HTTP
+    compare after one in `inprocess`, when given)."""
     url = base.rstrip("/") + "/v1/compare"
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -119,8 +171,8 @@ async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, du
             await _post(session, url, key, pair)
         samples, budget = Samples(), [max_requests]
         started = time.monotonic()
-        await asyncio.gather(*(_worker(session, url, key, pairs, i * 7, started + duration, budget, samples)
-                               for i in range(concurrency)))
+        await asyncio.gather(*(_worker(session, url, key, pairs, i * 7, started + duration, budget, samples,
+                                       inprocess) for i in range(concurrency)))
         elapsed = time.monotonic() - started
     everything = [ms for values in samples.ms.values() for ms in values]
     return {**summary(everything), "rps": round(len(everything) / elapsed, 2), "errors": dict(samples.errors),
@@ -168,17 +220,45 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def ratios(levels: dict[str, dict], inprocess: dict) -> dict[str, float]:
+    """The service against its own pipeline: HTTP p50 over in-process p50 at concurrency 1 (overall and per
+    kind), each level's compares/s over the CPU-bound limit of this machine's cores, and the in-process CPU
+    per compare over the server's at each level."""
+    cores = len(os.sched_getaffinity(0))
+    limit = cores * 1000 / inprocess["cpu_ms_per_compare"]
+    result = {"cores": cores, "cpu_bound_limit_per_s": round(limit, 2)}
+    single = levels.get("1")
+    if single and single["p50_ms"] is not None:
+        result["c1_p50_http_over_inprocess"] = round(single["p50_ms"] / inprocess["p50_ms"], 3)
+        for kind, part in single["by_kind"].items():
+            floor = inprocess["by_kind"][kind]["p50_ms"]
+            result[f"c1_p50_http_over_inprocess_{kind}"] = round(part["p50_ms"] / floor, 3)
+    for level, stats in levels.items():
+        result[f"c{level}_rps_over_limit"] = round(stats["rps"] / limit, 3)
+        if stats.get("server_cpu_ms_per_compare"):
+            result[f"c{level}_cpu_efficiency"] = round(inprocess["cpu_ms_per_compare"]
+                                                       / stats["server_cpu_ms_per_compare"], 3)
+    return result
+
+
 def run(base: str, key: str, pid: int | None, args: argparse.Namespace) -> dict:
     pairs = make_pairs(args.group_every)
+    alongside = InProcess(pairs, args.checkout or REPO) if args.inprocess and 1 in args.concurrency else None
     levels = {}
     for concurrency in args.concurrency:
         before = cpu_seconds(pid)
-        stats = asyncio.run(run_level(base, key, pairs, concurrency, args.duration, args.max_requests))
+        stats = asyncio.run(run_level(base, key, pairs, concurrency, args.duration, args.max_requests,
+                                      alongside if concurrency == 1 else None))
         after = cpu_seconds(pid)
         if before is not None and after is not None:
             stats["server_cpu_ms_per_compare"] = round((after - before) * 1000 / (stats["n"] + WARM_UP), 2)
         levels[str(concurrency)] = stats
-    return {"concurrency": levels, "peak_rss_mb": peak_rss_mb(pid)}
+    result = {"concurrency": levels, "peak_rss_mb": peak_rss_mb(pid), "load_average": os.getloadavg()}
+    if alongside is not None:
+        alongside.close()
+        inprocess = alongside.summary()
+        result |= {"inprocess": inprocess, "ratios": ratios(levels, inprocess)}
+    return result
 
 
 def _own_server(args: argparse.Namespace) -> dict:
@@ -211,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="a setting for the server this starts, e.g. max_wait_ms=4")
     parser.add_argument("--checkout", type=Path, help="serve the code of this checkout (e.g. a worktree of main),"
                                                      " to compare before and after")
+    parser.add_argument("--no-inprocess", dest="inprocess", action="store_false",
+                        help="no in-process compares beside the HTTP ones at concurrency 1")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.url:
@@ -230,6 +312,10 @@ def main(argv: list[str] | None = None) -> None:
         for kind, part in stats["by_kind"].items():
             print(f"    {kind:8s} n={part['n']}  p50 {part['p50_ms']}  p95 {part['p95_ms']}  p99 {part['p99_ms']}")
     print(f"peak RSS {result['peak_rss_mb']} MB" + (f", ready in {result['ready_s']} s" if "ready_s" in result else ""))
+    if "inprocess" in result:
+        inprocess = result["inprocess"]
+        print(f"in process: p50 {inprocess['p50_ms']} ms, CPU {inprocess['cpu_ms_per_compare']} ms/compare;"
+              f" ratios {result['ratios']}")
 
 
 if __name__ == "__main__":

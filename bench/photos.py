@@ -12,14 +12,19 @@ FULL_HD = (1920, 1080)
 
 
 def full_hd_jpeg(name: str, quality: int = 90) -> bytes:
-    """The photo scaled to fill 1080 rows, centred on a 1920x1080 grey canvas, as a JPEG."""
-    pixels = decode_image(asset_path(name).read_bytes()).pixels
+    """The test photo scaled to fill 1080 rows, centred on a 1920x1080 grey canvas, as a JPEG."""
+    return on_full_hd(decode_image(asset_path(name).read_bytes()).pixels, quality)
+
+
+def on_full_hd(pixels: np.ndarray, quality: int = 90, rows: int = FULL_HD[1]) -> bytes:
+    """RGB pixels scaled to `rows` rows (all 1080 unless told), centred on a 1920x1080 grey canvas, as a JPEG."""
     width, height = FULL_HD
-    scale = height / pixels.shape[0]
-    resized = cv2.resize(pixels, (min(width, round(pixels.shape[1] * scale)), height), interpolation=cv2.INTER_LINEAR)
+    scale = rows / pixels.shape[0]
+    resized = cv2.resize(pixels, (min(width, round(pixels.shape[1] * scale)), min(height, rows)),
+                         interpolation=cv2.INTER_LINEAR)
     canvas = np.full((height, width, 3), 128, dtype=np.uint8)
-    left = (width - resized.shape[1]) // 2
-    canvas[:, left : left + resized.shape[1]] = resized
+    left, top = (width - resized.shape[1]) // 2, (height - resized.shape[0]) // 2
+    canvas[top : top + resized.shape[0], left : left + resized.shape[1]] = resized
     ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")

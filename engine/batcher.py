@@ -8,7 +8,9 @@ rows of the outputs.
 
 Why `callers`: a batch stops waiting as soon as every thread that could join it has. With one compare
 in flight, each of the four models would otherwise wait out `max_wait_ms` for nobody: 12 of the 44 ms
-of a compare over HTTP (docs/PERFORMANCE.md).
+of a compare over HTTP (docs/PERFORMANCE.md). And for the same reason a lone caller (the model idle,
+nothing queued, no other compare computing) runs its inference on its own thread: no batch can form, and
+the two thread hand-offs per model call cost more than the wait, most on a busy machine.
 
 Why a cap in bytes: on a CPU a batch gains nothing past a few rows (the recognizer takes 3.0 ms a crop
 alone, 3.9 ms a crop in a batch of 32), while the memory of one inference grows with it and the session's
@@ -89,6 +91,7 @@ class DynamicBatcher:
         self._queue: deque[_Request] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._running = False  # an inference is running, on the worker or on a lone caller's thread
         self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -105,10 +108,20 @@ class DynamicBatcher:
                 raise NotReady("shutting down", retry_after=self.retry_after)
             if len(self._queue) >= self.queue_size:
                 raise NotReady("inference queue is full", retry_after=self.retry_after)
-            self._queue.append(request)
+            alone = not self._queue and not self._running and self._everyone_joined(1)
+            if alone:
+                self._running = True
+            else:
+                self._queue.append(request)
+                self._cond.notify_all()
             self._report_depth()
-            self._cond.notify_all()
-        request.done.wait()
+        if alone:
+            try:
+                self._run_batch([request])
+            finally:
+                self._release()
+        else:
+            request.done.wait()
         if request.error is not None:
             raise request.error
         return request.outputs
@@ -132,13 +145,20 @@ class DynamicBatcher:
         """No one else can join: each caller has at most one request here, and all that could are in."""
         return self.callers is not None and requests >= self.callers()
 
+    def _release(self) -> None:
+        """A lone caller's run is over: the worker may take what queued meanwhile."""
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+
     def _take(self) -> list[_Request]:
         """The next batch: the oldest request, then followers until full, incompatible, or out of time."""
         with self._cond:
-            while not self._queue and not self._closed:
+            while (not self._queue or self._running) and not (self._closed and not self._running):
                 self._cond.wait()
             if not self._queue:
                 return []
+            self._running = True
             batch = [self._queue.popleft()]
             rows = batch[0].rows
             limit = self._row_limit(batch[0].inputs)
@@ -160,24 +180,30 @@ class DynamicBatcher:
 
     def _work(self) -> None:
         while batch := self._take():
-            started = time.monotonic()
-            if self._observer is not None:
-                for request in batch:
-                    self._observer.waited(self.name, started - request.enqueued)
-            try:
-                outputs = self._run([r.inputs for r in batch])
-            except Exception as exc:  # handed to every caller, who raises it in its own thread
-                for request in batch:
-                    request.error = exc
-            else:
-                offset = 0
-                for request in batch:
-                    request.outputs = {k: v[offset: offset + request.rows] for k, v in outputs.items()}
-                    offset += request.rows
-            if self._observer is not None:
-                self._observer.batch(self.name, sum(r.rows for r in batch), time.monotonic() - started)
+            self._run_batch(batch)
+            with self._cond:
+                self._running = False
             for request in batch:
                 request.done.set()
+
+    def _run_batch(self, batch: list[_Request]) -> None:
+        """One inference for the batch; each request gets its rows of the outputs or the error."""
+        started = time.monotonic()
+        if self._observer is not None:
+            for request in batch:
+                self._observer.waited(self.name, started - request.enqueued)
+        try:
+            outputs = self._run([r.inputs for r in batch])
+        except Exception as exc:  # handed to every caller, who raises it in its own thread
+            for request in batch:
+                request.error = exc
+        else:
+            offset = 0
+            for request in batch:
+                request.outputs = {k: v[offset: offset + request.rows] for k, v in outputs.items()}
+                offset += request.rows
+        if self._observer is not None:
+            self._observer.batch(self.name, sum(r.rows for r in batch), time.monotonic() - started)
 
     def _run(self, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """One inference for several callers; a single caller over the row limit runs in chunks."""

@@ -21,24 +21,26 @@ from models.manifest import ModelSpec
 CANVAS_STEP = 16
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def priors_for(size: tuple[int, int], min_sizes: tuple[tuple[int, ...], ...], steps: tuple[int, ...],
-               full_size: tuple[int, int] | None = None) -> np.ndarray:
+               full_size: tuple[int, int] | None = None, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """Centre-form priors (cx, cy, w, h as ratios of `size`) in the network's output order for an input `size`.
 
     A canvas fitted to its image is the top-left of the `full_size` one: the network's cells there are the
     full canvas's cells, so their priors are too (spacing and clipping included), and a face gets the
-    same box on either canvas.
+    same box on either canvas. A window of the full canvas at `origin` (on multiples of the largest step)
+    has the cells, and so the priors, of that part of it.
     """
     width, height = size
     full_width, full_height = full_size or size
+    left, top = origin
     rows = []
     for step, sizes in zip(steps, min_sizes, strict=True):
         cols_n, rows_n = int(np.ceil(width / step)), int(np.ceil(height / step))
         full_cols, full_rows = int(np.ceil(full_width / step)), int(np.ceil(full_height / step))
         # Centres are spaced over the feature map's cells (as the graph's own priors are), not by `step`.
-        cy, cx = np.meshgrid((np.arange(rows_n) + 0.5) / full_rows, (np.arange(cols_n) + 0.5) / full_cols,
-                             indexing="ij")
+        cy, cx = np.meshgrid((np.arange(rows_n) + top // step + 0.5) / full_rows,
+                             (np.arange(cols_n) + left // step + 0.5) / full_cols, indexing="ij")
         for_level = np.empty((rows_n, cols_n, len(sizes), 4), dtype=np.float32)
         for_level[..., 0] = cx[..., None]
         for_level[..., 1] = cy[..., None]
@@ -48,7 +50,8 @@ def priors_for(size: tuple[int, int], min_sizes: tuple[tuple[int, ...], ...], st
     # Clipped to the full canvas, as the priors the network was trained with were clipped to its input.
     full = np.clip(np.concatenate(rows), 0.0, 1.0)
     to_size = np.array([full_width / width, full_height / height] * 2, dtype=np.float32)
-    return full * to_size
+    shift = np.array([left / width, top / height, 0.0, 0.0], dtype=np.float32)
+    return full * to_size - shift
 
 
 def _round_up(pixels: int) -> int:
@@ -78,35 +81,55 @@ class UltraFaceDetector:
         self.min_sizes = tuple(tuple(s) for s in params["min_sizes"])
         self.steps = tuple(params["steps"])
 
-    def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """Faces per image, in image pixels, largest first, at most `max_faces`.
+    def detect(self, images: list[np.ndarray], largest: tuple[int, int] | None = None) -> list[list[Detection]]:
+        """Faces per image, in image pixels, largest first, at most `max_faces`; `largest` is the canvas the
+        images are letterboxed into (the manifest's size unless told: a smaller one is a coarse pass).
 
         Images of one canvas size run as one batch; each image's canvas depends on it alone, so its faces
         do not depend on what it was batched with.
         """
-        sizes = [self.canvas_size(image) for image in images]
+        largest = largest or self.spec.input.size
+        sizes = [self.canvas_size(image, largest) for image in images]
         found: list[list[Detection]] = [[] for _ in images]
         for size in dict.fromkeys(sizes):
             indices = [i for i, s in enumerate(sizes) if s == size]
-            canvases, scales = self.canvases([images[i] for i in indices], size)
+            canvases, scales = self.canvases([images[i] for i in indices], size, largest)
             outputs = self.backend.infer({self.spec.input.name: to_blob(canvases, self.spec.input, size)})
-            priors = priors_for(size, self.min_sizes, self.steps, self.spec.input.size)
+            priors = priors_for(size, self.min_sizes, self.steps, largest)
             for i, scores, regression, scale in zip(indices, outputs["scores"], outputs["regression"], scales,
                                                     strict=True):
                 found[i] = self._faces(scores[:, 1], regression, scale, priors, size)
         return found
 
-    def canvas_size(self, image: np.ndarray) -> tuple[int, int]:
-        """The smallest (width, height) in steps of `CANVAS_STEP` holding the image letterboxed."""
-        _, width, height = letterbox_geometry(image.shape, self.spec.input.size, self.max_upscale)
-        largest_width, largest_height = self.spec.input.size
+    def detect_window(self, image: np.ndarray, window: tuple[int, int, int, int]) -> list[Detection]:
+        """Faces in a window (x1, y1, x2, y2 in pixels of the image's fine canvas, the corners on multiples of
+        the largest step) of the fine canvas: the pixels, cells and priors of that part of the full pass, so
+        a face well inside gets the full pass's box, for the window's share of its work."""
+        scale = letterbox_geometry(image.shape, self.spec.input.size, self.max_upscale)[0]
+        x1, y1, x2, y2 = window
+        size = (x2 - x1, y2 - y1)
+        # Canvas pixel (i, j) samples the image at ((i + 0.5) / scale - 0.5, ...), as the full canvas's resize.
+        to_image = np.array([[1 / scale, 0, (x1 + 0.5) / scale - 0.5], [0, 1 / scale, (y1 + 0.5) / scale - 0.5]])
+        canvas = cv2.warpAffine(image, to_image, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        outputs = self.backend.infer({self.spec.input.name: to_blob([canvas], self.spec.input, size)})
+        priors = priors_for(size, self.min_sizes, self.steps, self.spec.input.size, (x1, y1))
+        found = self._faces(outputs["scores"][0, :, 1], outputs["regression"][0], scale, priors, size)
+        return [Detection(d.x1 + x1 / scale, d.y1 + y1 / scale, d.x2 + x1 / scale, d.y2 + y1 / scale, d.score)
+                for d in found]
+
+    def canvas_size(self, image: np.ndarray, largest: tuple[int, int] | None = None) -> tuple[int, int]:
+        """The smallest (width, height) in steps of `CANVAS_STEP` holding the image letterboxed into `largest`
+        (the manifest's size unless told)."""
+        largest_width, largest_height = largest or self.spec.input.size
+        _, width, height = letterbox_geometry(image.shape, (largest_width, largest_height), self.max_upscale)
         return min(largest_width, _round_up(width)), min(largest_height, _round_up(height))
 
-    def canvases(self, images: list[np.ndarray], size: tuple[int, int] | None = None
-                 ) -> tuple[list[np.ndarray], list[float]]:
-        """The letterboxed uint8 inputs (on the manifest's full size unless told) and their scales: what INT8
-        calibration must see too."""
-        pairs = [letterbox(image, self.spec.input.size, self.max_upscale, size) for image in images]
+    def canvases(self, images: list[np.ndarray], size: tuple[int, int] | None = None,
+                 largest: tuple[int, int] | None = None) -> tuple[list[np.ndarray], list[float]]:
+        """The letterboxed uint8 inputs (on `largest`, the manifest's full size unless told, cut to `size`)
+        and their scales: what INT8 calibration must see too."""
+        pairs = [letterbox(image, largest or self.spec.input.size, self.max_upscale, size) for image in images]
         return [canvas for canvas, _ in pairs], [scale for _, scale in pairs]
 
     def _faces(self, scores: np.ndarray, regression: np.ndarray, scale: float, priors: np.ndarray,

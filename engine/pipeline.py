@@ -12,6 +12,7 @@ import numpy as np
 
 from engine.align import align_face
 from engine.backends import Backend, BackendInfo, create_backend
+from engine.coarse import CoarseToFine, iou
 from engine.decode import DecodedImage, DecodeLimits, decode_image
 from engine.detector import CANVAS_STEP, UltraFaceDetector
 from engine.errors import InferenceFailed
@@ -46,6 +47,8 @@ class PipelineConfig:
     max_faces: int = 100
     flip: bool = False
     limits: DecodeLimits = field(default_factory=DecodeLimits)
+    # None: every image gets the fine pass only (engine/coarse.py).
+    coarse: CoarseToFine | None = field(default_factory=CoarseToFine)
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,17 @@ class FacePipeline:
         x, y = sharper.width / image.width, sharper.height / image.height
         return sharper.pixels, [d.scaled(x, y) for d in detections]
 
+    def embedded(self, images: list[DecodedImage], detections: list[list[Detection]]) -> list[list[Face]]:
+        """`faces`, each image's landmark and alignment crops taken from `crop_source`; the faces keep their
+        boxes and points in the decoded image's pixels, where the API reports them."""
+        sources = [self.crop_source(image, found) for image, found in zip(images, detections, strict=True)]
+        faces = self.faces([pixels for pixels, _ in sources], [boxes for _, boxes in sources])
+        result = []
+        for image, (pixels, _), found, embedded in zip(images, sources, detections, faces, strict=True):
+            to_decoded = np.array([image.width / pixels.shape[1], image.height / pixels.shape[0]], dtype=np.float32)
+            result.append([Face(d, f.points * to_decoded, f.embedding) for d, f in zip(found, embedded, strict=True)])
+        return result
+
     def compare_images(self, origin: DecodedImage, target: DecodedImage, threshold: float | None = None,
                        liveness: LivenessCheck | None = None) -> CompareResult:
         """The API's face choice: the largest face of the origin, the most similar of the target's faces; with
@@ -213,24 +227,78 @@ class FacePipeline:
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
         check = self.resolve_liveness(liveness)
         try:
-            origin_found, target_found = self.detect([origin, target])
-            if not origin_found:
-                return CompareResult(face=None, match=None, threshold=threshold, liveness_check=check)
-            origin_face = ChosenFace(origin_found[0], origin.width, origin.height)
-            if not target_found:
-                return CompareResult(face=origin_face, match=None, threshold=threshold, liveness_check=check)
-            origin_pixels, origin_boxes = self.crop_source(origin, origin_found[:1])
-            target_pixels, target_boxes = self.crop_source(target, target_found)
-            (probe,), candidates = self.faces([origin_pixels, target_pixels], [origin_boxes, target_boxes])
-            cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
-            best = target_found[int(np.argmax(cosines))]
-            score = self.liveness_scores([(target.pixels, best)])[0] if check else None
+            if self.config.coarse is not None:
+                result = self._compare_coarse_to_fine(origin, target, threshold, self.config.coarse)
+            else:
+                result = self._compare_fine(origin, target, threshold)
+            score = self.liveness_scores([(target.pixels, result.match.detection)])[0] \
+                if check and result.match is not None else None
         except (RuntimeError, ValueError, MemoryError) as exc:
             raise InferenceFailed("inference failed") from exc
-        match = ChosenFace(best, target.width, target.height,
-                           similarity=self.calibration.similarity(float(np.max(cosines))))
-        return CompareResult(face=origin_face, match=match, threshold=threshold, liveness_check=check,
-                             liveness=score)
+        return replace(result, liveness_check=check, liveness=score)
+
+    def _compare_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float) -> CompareResult:
+        origin_found, target_found = self.detect([origin, target])
+        if not origin_found:
+            return CompareResult(face=None, match=None, threshold=threshold)
+        if not target_found:
+            return CompareResult(face=ChosenFace(origin_found[0], origin.width, origin.height), match=None,
+                                 threshold=threshold)
+        (probe,), candidates = self.embedded([origin, target], [origin_found[:1], target_found])
+        return self._answer(origin, target, probe, candidates, threshold)
+
+    def _compare_coarse_to_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float,
+                                rule: CoarseToFine) -> CompareResult:
+        """The fine pass's answer, from the coarse pass where it already holds it (engine/coarse.py)."""
+        coarse_origin, coarse_target = self.detector.detect([origin.pixels, target.pixels], rule.canvas)
+        origin_box = rule.largest(self.detector, origin.pixels, coarse_origin)
+        if origin_box is not None and not self.face_check.keep([origin.pixels], [[origin_box]])[0]:
+            origin_box = None
+        probe: Face | None = None
+        embedded: list[Face] = []
+        if origin_box is not None:
+            (target_boxes,) = self.face_check.keep(
+                [target.pixels], [rule.candidates(self.detector, target.pixels, coarse_target)])
+            (probe,), embedded = self.embedded([origin, target], [[origin_box], target_boxes])
+            if embedded:
+                answer = self._answer(origin, target, probe, embedded, threshold)
+                if answer.is_match and rule.decided(answer.match.similarity, threshold):
+                    return answer
+        origin_from_coarse = probe is not None
+        if origin_from_coarse:
+            (target_found,) = self.detect([target])
+        else:
+            origin_found, target_found = self.detect([origin, target])
+            if not origin_found:
+                return CompareResult(face=None, match=None, threshold=threshold)
+        if not target_found:
+            chosen = probe.detection if probe is not None else origin_found[0]
+            return CompareResult(face=ChosenFace(chosen, origin.width, origin.height), match=None,
+                                 threshold=threshold)
+        # A fine face the coarse pass already embedded keeps that embedding, reported with the fine box.
+        kept, new = [], []
+        for found in target_found:
+            same = next((face for face in embedded if iou(found, face.detection) >= rule.same_face_iou), None)
+            (new if same is None else kept).append(found if same is None else Face(found, same.points, same.embedding))
+        if origin_from_coarse:
+            (fresh,) = self.embedded([target], [new])
+        else:
+            (probe,), fresh = self.embedded([origin, target], [origin_found[:1], new])
+        answer = self._answer(origin, target, probe, [*fresh, *kept], threshold)
+        rests_on_coarse = origin_from_coarse or answer.match.detection in {face.detection for face in kept}
+        if rests_on_coarse and not rule.decided(answer.match.similarity, threshold):
+            return self._compare_fine(origin, target, threshold)
+        return answer
+
+    def _answer(self, origin: DecodedImage, target: DecodedImage, probe: Face, candidates: list[Face],
+                threshold: float) -> CompareResult:
+        """The most similar candidate to the probe, as the API reports it."""
+        cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
+        best = int(np.argmax(cosines))
+        match = ChosenFace(candidates[best].detection, target.width, target.height,
+                           similarity=self.calibration.similarity(float(cosines[best])))
+        return CompareResult(face=ChosenFace(probe.detection, origin.width, origin.height), match=match,
+                             threshold=threshold)
 
     def compare(self, origin: bytes, target: bytes, threshold: float | None = None,
                 liveness: LivenessCheck | None = None) -> CompareResult:
@@ -261,6 +329,5 @@ class FacePipeline:
         (found,) = self.detect([image])
         if not found:
             return np.zeros((0, 1), dtype=np.float32)
-        pixels, boxes = self.crop_source(image, found)
-        (faces,) = self.faces([pixels], [boxes])
+        (faces,) = self.embedded([image], [found])
         return np.stack([face.embedding for face in faces])

@@ -76,17 +76,20 @@ async def compare(request: web.Request) -> web.Response:
 
 async def _compare_now(services: Services, transaction_id: str, workspace_id: int, parsed: CompareRequest,
                        threshold: float, liveness: LivenessCheck | None) -> dict[str, Any]:
-    """A synchronous compare; its result (or its error, unless a retry is expected) is kept for GET."""
+    """A synchronous compare; its result (or its error, unless a retry is expected) is kept for GET, the
+    result recorded by the thread that computed it, before the answer is sent."""
+    def record(result: CompareResult) -> dict[str, Any]:
+        body = compare_body(result, transaction_id)
+        services.jobs.record(transaction_id, workspace_id, stored_body(body))
+        return body
+
     try:
-        result = await services.runtime.compare(parsed.origin, parsed.target, threshold, liveness)
+        return await services.runtime.compare(parsed.origin, parsed.target, threshold, liveness, record)
     except ApiError as error:
         if not isinstance(error, NotReady):
             await asyncio.to_thread(services.jobs.record, transaction_id, workspace_id,
                                     error_body(error, transaction_id))
         raise
-    body = compare_body(result, transaction_id)
-    await asyncio.to_thread(services.jobs.record, transaction_id, workspace_id, stored_body(body))
-    return body
 
 
 async def _compare_patiently(services: Services, parsed: CompareRequest, threshold: float,

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from service.metrics import Metrics
 log = logging.getLogger(__name__)
 
 LOADING_RETRY_AFTER = 5
+T = TypeVar("T")
 
 
 class BatchedPipeline(FacePipeline):
@@ -125,8 +126,10 @@ class Runtime:
                            retry_after=LOADING_RETRY_AFTER)
 
     async def compare(self, origin: bytes, target: bytes, threshold: float,
-                      liveness: LivenessCheck | None = None) -> CompareResult:
-        """Decode and compare in the bounded pool; 503 when not ready or when too many are already admitted."""
+                      liveness: LivenessCheck | None = None,
+                      then: Callable[[CompareResult], T] = lambda result: result) -> T:
+        """Decode and compare in the bounded pool, and `then` on the result in the same thread (one hop
+        from the event loop and back, not two); 503 when not ready or when too many are already admitted."""
         self.check_ready()
         if self._inflight >= self.config.max_inflight:
             raise NotReady("overloaded")
@@ -134,7 +137,8 @@ class Runtime:
         self.metrics.inflight.set(self._inflight)
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self.executor, self._compare, origin, target, threshold, liveness)
+            return await loop.run_in_executor(
+                self.executor, lambda: then(self._compare(origin, target, threshold, liveness)))
         finally:
             self._inflight -= 1
             self.metrics.inflight.set(self._inflight)

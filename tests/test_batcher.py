@@ -90,6 +90,40 @@ def test_a_batch_waits_only_for_callers_that_can_still_join(photos: list[np.ndar
     assert recorder.batches == [3, 1]
 
 
+class ThreadRecorder:
+    """The real backend, noting which thread ran each inference."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.max_batch = backend.max_batch
+        self.info, self.input_names, self.output_names = backend.info, backend.input_names, backend.output_names
+        self.threads: list[str] = []
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.threads.append(threading.current_thread().name)
+        return self.backend.infer(inputs)
+
+
+def test_a_lone_caller_runs_on_its_own_thread_and_others_on_the_worker(photos: list[np.ndarray]) -> None:
+    """No batch can form for a lone caller: no hand-off to the worker and back. With other callers, the
+    worker batches as before."""
+    name, backend, rows = _model_inputs("landmarks", photos)
+    recording = ThreadRecorder(backend)
+    callers = [1]
+    batcher = DynamicBatcher(recording, name="landmarks", max_batch=32, max_wait_ms=600_000,
+                             callers=lambda: callers[0])
+    try:
+        alone = batcher.infer({name: rows[0]})
+        callers[0] = 2
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda row: batcher.infer({name: row}), rows[:2]))
+    finally:
+        batcher.close()
+    assert recording.threads == [threading.current_thread().name, "batcher-landmarks"]
+    np.testing.assert_allclose(alone[next(iter(alone))], backend.infer({name: rows[0]})[next(iter(alone))],
+                               rtol=1e-4, atol=1e-4)
+
+
 def test_caller_over_max_batch_runs_in_chunks(photos: list[np.ndarray]) -> None:
     name, backend, rows = _model_inputs("recognizer", photos)
     recorder = Recorder()

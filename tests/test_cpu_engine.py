@@ -15,7 +15,7 @@ from engine.backends.onnxruntime import OnnxRuntimeBackend
 from engine.pipeline import FacePipeline
 from engine.preprocess import letterbox, to_blob
 from models.store import PreparedModel, fetch_models
-from models.surgery import unfold_prelu
+from models.surgery import flush_denormals, unfold_prelu
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,17 @@ def test_unfold_prelu_leaves_no_prelu(prepared: dict[str, PreparedModel], name: 
     after = Counter(node.op_type for node in model.graph.node)
     assert after["PRelu"] == 0
     assert after["Relu"] == before["Relu"] + before["PRelu"]
+
+
+@pytest.mark.parametrize("name", ["fr_landmark", "fr_feature"])
+def test_flush_denormals_leaves_only_normal_weights(prepared: dict[str, PreparedModel], name: str) -> None:
+    model = onnx.load(str(prepared[name].prepared))
+    weights = [onnx.numpy_helper.to_array(i) for i in model.graph.initializer]
+    denormal = sum(int(((w != 0) & (np.abs(w) < np.finfo(np.float32).tiny)).sum()) for w in weights
+                   if w.dtype == np.float32)
+    assert flush_denormals(model) == denormal > 0
+    onnx.checker.check_model(model)
+    assert flush_denormals(model) == 0
 
 
 @pytest.mark.parametrize("name", ["fr_detect", "fr_landmark", "fr_feature", "mobilefacenet"])

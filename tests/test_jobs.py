@@ -31,6 +31,15 @@ def test_wal_and_synchronous(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
+def test_the_log_outlives_each_call(tmp_path: Path) -> None:
+    """The store keeps a connection open, so closing a call's connection does not checkpoint and delete the
+    log (and fsync) on every result recorded."""
+    jobs = JobStore(tmp_path)
+    jobs.record("t-1", 1, {"statusCode": 200})
+    assert (tmp_path / "jobs.sqlite3-wal").exists()
+    assert jobs.result("t-1", 1) == {"statusCode": 200}
+
+
 def test_accept_finish_result(tmp_path: Path) -> None:
     store = JobStore(tmp_path)
     store.accept("t1", 1, HOOK)

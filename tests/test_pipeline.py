@@ -8,17 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.coarse import iou
 from engine.detector import priors_for
-from engine.faces import Detection
 from engine.pipeline import FacePipeline, intra_op_threads
 from engine.preprocess import to_blob
 from tests.conftest import encode, save_image
-
-
-def iou(a: Detection, b: Detection) -> float:
-    w = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
-    h = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
-    return w * h / (a.area + b.area - w * h)
 
 
 @pytest.mark.parametrize("other", ["obama2.jpg", "obama3.jpg"])

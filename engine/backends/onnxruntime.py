@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 
 from engine.backends.base import BackendInfo
-from models.surgery import unfold_prelu
+from models.surgery import flush_denormals, unfold_prelu
 
 # Measured per model on this hardware (docs/PERFORMANCE.md): "all" beats "basic" for every model we run,
 # 2.9x for the detector, 3.3x for the recognizers once their PRelu is unfolded.
@@ -37,14 +37,17 @@ def session_options(threads: int, optimisation: str = "all", spin: bool = False)
 class OnnxRuntimeBackend:
     """One InferenceSession per model, created once; ORT sessions are safe to run from several threads.
 
-    `optimisation`, `unfold` and `spin` are the measured best by default; the benchmarks set them to compare.
+    `optimisation`, `unfold`, `spin` and `flush` are the measured best by default; the benchmarks set them
+    to compare.
     """
 
     def __init__(self, onnx_path: Path, *, precision: str = "fp32", max_batch: int = 32, threads: int = 0,
-                 optimisation: str = "all", unfold: bool = True, spin: bool = False) -> None:
+                 optimisation: str = "all", unfold: bool = True, spin: bool = False, flush: bool = True) -> None:
         model = onnx.load(str(onnx_path))
         if unfold:
             unfold_prelu(model)
+        if flush:
+            flush_denormals(model)
         self._session = ort.InferenceSession(model.SerializeToString(), session_options(threads, optimisation, spin),
                                              providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self._session.get_inputs()]

@@ -1,0 +1,39 @@
+"""The in-process compare of the photo pairs `bench.latency` sends: the floor an HTTP compare is measured against.
+
+    python bench/inprocess.py DIR
+
+DIR holds `pairs.json` (a list of {"kind", "origin", "target"}, file names in DIR). After one warm-up round
+over the pairs it prints `ready`, then answers each line on stdin (a pair's index) with one JSON line: that
+pair compared once, {"kind", "ms", "cpu_ms"} (wall time, and the process's CPU time over every thread).
+Run as a script (not `-m`) with another checkout first on PYTHONPATH, it times that checkout's pipeline:
+`bench.latency --checkout` measures "before" with the code that serves it. `bench.latency` asks for one
+in-process compare before each HTTP one at concurrency 1, so both meet the same load on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from engine.pipeline import FacePipeline, PipelineConfig
+
+
+def serve(folder: Path) -> None:
+    pairs = [(p["kind"], (folder / p["origin"]).read_bytes(), (folder / p["target"]).read_bytes())
+             for p in json.loads((folder / "pairs.json").read_text())]
+    pipeline = FacePipeline(PipelineConfig())
+    for _, origin, target in pairs:
+        pipeline.compare(origin, target)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        kind, origin, target = pairs[int(line)]
+        started, cpu_started = time.perf_counter(), time.process_time()
+        pipeline.compare(origin, target)
+        print(json.dumps({"kind": kind, "ms": (time.perf_counter() - started) * 1000,
+                          "cpu_ms": (time.process_time() - cpu_started) * 1000}), flush=True)
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]))

@@ -1,0 +1,77 @@
+"""Coarse-to-fine detection gives the fine pass's answers: the same decision, faces and (nearly) similarity,
+and a face too small for the coarse canvas is still found when it is the answer."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from bench.coarse import small_face_scene
+from bench.latency import PORTRAITS
+from bench.photos import full_hd_jpeg, on_full_hd
+from engine.coarse import iou
+from engine.decode import DecodeLimits, decode_image
+from engine.pipeline import ChosenFace, FacePipeline
+
+
+@pytest.fixture(scope="module")
+def fine(pipeline: FacePipeline) -> FacePipeline:
+    """The same models with the fine pass only."""
+    assert pipeline.config.coarse is not None
+    only_fine = copy.copy(pipeline)
+    only_fine.config = replace(pipeline.config, coarse=None)
+    return only_fine
+
+
+def assert_same_face(a: ChosenFace | None, b: ChosenFace | None) -> None:
+    assert (a is None) == (b is None)
+    if a is not None and b is not None:
+        assert iou(a.detection, b.detection) > 0.9
+
+
+def pairs(pipeline: FacePipeline, photo) -> list[tuple[bytes, bytes]]:
+    portraits = {name: full_hd_jpeg(name) for name in PORTRAITS}
+    small = small_face_scene(pipeline, "obama2.jpg")
+    return [*((portraits[a], portraits[b]) for a, b in itertools.permutations(PORTRAITS, 2)),
+            (portraits["obama.jpg"], photo("sample1.jpg")), (photo("sample2.jpg"), photo("sample2.jpg")),
+            (portraits["obama.jpg"], small), (small, portraits["obama.jpg"])]
+
+
+def test_the_fine_pass_answers(pipeline: FacePipeline, fine: FacePipeline, photo) -> None:
+    for origin, target in pairs(pipeline, photo):
+        coarse_answer, fine_answer = pipeline.compare(origin, target), fine.compare(origin, target)
+        assert coarse_answer.is_match == fine_answer.is_match
+        assert_same_face(coarse_answer.face, fine_answer.face)
+        if fine_answer.is_match:  # a non-match may name another face that scores within a hair of it
+            assert_same_face(coarse_answer.match, fine_answer.match)
+        if fine_answer.match is not None:
+            assert abs(coarse_answer.match.similarity - fine_answer.match.similarity) < 1.0
+
+
+def test_a_small_matching_face_beside_a_large_other_one_is_the_answer(pipeline: FacePipeline,
+                                                                     fine: FacePipeline) -> None:
+    """The coarse pass sees only the large face, which does not match: the fine pass must still run."""
+    backdrop = decode_image(full_hd_jpeg("biden.jpg"), DecodeLimits(decode_long_side=1920)).pixels
+    scene = small_face_scene(pipeline, "obama2.jpg", background=backdrop)
+    origin = full_hd_jpeg("obama.jpg")
+    answer, fine_answer = pipeline.compare(origin, scene), fine.compare(origin, scene)
+    assert fine_answer.is_match and answer.is_match
+    assert_same_face(answer.match, fine_answer.match)
+    assert answer.match.detection.width < 0.05 * answer.match.image_width
+
+
+def test_two_faces_of_about_one_size_in_the_origin_are_left_to_the_fine_pass(pipeline: FacePipeline) -> None:
+    """Coarse boxes a few pixels off could reorder faces of about one size (on LFW photos they did): the
+    coarse pass does not choose between them, a face with no rival of its size it does."""
+    rule = pipeline.config.coarse
+    half = decode_image(full_hd_jpeg("obama.jpg"), DecodeLimits(decode_long_side=1920)).pixels[:, 480:1440]
+    two = pipeline.decode(on_full_hd(np.concatenate([half, half], axis=1))).pixels
+    one = pipeline.decode(full_hd_jpeg("obama.jpg")).pixels
+    (two_found,), (one_found,) = (pipeline.detector.detect([image], rule.canvas) for image in (two, one))
+    assert len(two_found) == 2 and two_found[0].area < rule.dominant * two_found[1].area
+    assert rule.largest(pipeline.detector, two, two_found) is None
+    assert rule.largest(pipeline.detector, one, one_found) is not None
