@@ -29,6 +29,10 @@ class Detection:
     def area(self) -> float:
         return max(self.width, 0.0) * max(self.height, 0.0)
 
+    def scaled(self, x: float, y: float) -> Detection:
+        """The same box in the pixels of the image resized by (x, y)."""
+        return Detection(self.x1 * x, self.y1 * y, self.x2 * x, self.y2 * y, self.score)
+
 
 @dataclass(frozen=True)
 class Face:

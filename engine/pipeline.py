@@ -16,6 +16,7 @@ from engine.coarse import CoarseToFine, iou
 from engine.decode import DecodedImage, DecodeLimits, decode_image
 from engine.detector import CANVAS_STEP, UltraFaceDetector
 from engine.errors import InferenceFailed
+from engine.face_check import FaceCheck
 from engine.faces import Detection, Face
 from engine.landmarks import Pfld68Landmarks, five_points
 from engine.liveness import LivenessCheck, MiniFasNetLiveness
@@ -31,6 +32,9 @@ RECOGNIZERS = {"arcface": ArcFaceRecognizer}
 LIVENESS = {"minifasnet": MiniFasNetLiveness}
 
 DEFAULT_THRESHOLD = 80.0
+# The detector and the landmarks in INT8, the recognizers in FP16 (FP32 on a backend without FP16): INT8 costs
+# the recognizers' precision most, the other two stages hardly any (docs/INT8.md, "The mixed route").
+MIXED_INT8 = "int8-mixed"
 
 
 @dataclass(frozen=True)
@@ -126,9 +130,11 @@ class FacePipeline:
         # OpenCV's pool (resize, warp, blob) is process-wide: as many threads as one model gets. The compares
         # already run side by side; splitting a 1 ms resize across cores only adds wake-ups (docs/PERFORMANCE.md).
         cv2.setNumThreads(self.threads)
+        self._int8_when_mixed = {detector_spec.name, landmarks_spec.name}
         self.backends = {spec.name: self._backend(spec) for spec in (*specs, *liveness_specs)}
         self.detector = DETECTORS[detector_spec.family](self.backends[detector_spec.name], detector_spec,
                                                         max_faces=config.max_faces)
+        self.face_check = FaceCheck(self.detector)
         self.landmarks = LANDMARKS[landmarks_spec.family](self.backends[landmarks_spec.name], landmarks_spec)
         self.recognizer = RecognizerEnsemble([
             RECOGNIZERS[spec.family](self.backends[spec.name], spec, flip=config.flip) for spec in recognizer_specs])
@@ -140,8 +146,13 @@ class FacePipeline:
         return SimilarityCalibration.load(self.manifest.pipeline.similarity_path)
 
     def _precision(self, spec: ModelSpec) -> str:
-        """The configured precision; the liveness model is never quantized (its threshold is measured in FP32)."""
-        return "fp32" if self.config.precision == "int8" and spec.family in LIVENESS else self.config.precision
+        """The configured precision; the liveness model is never quantized (its threshold is measured in FP32);
+        `int8-mixed` quantizes the detector and the landmarks only."""
+        if self.config.precision != MIXED_INT8:
+            return "fp32" if self.config.precision == "int8" and spec.family in LIVENESS else self.config.precision
+        if spec.name in self._int8_when_mixed:
+            return "int8"
+        return "fp16" if self.config.backend == "tensorrt" else "fp32"
 
     def _backend(self, spec: ModelSpec) -> Backend:
         return create_backend(self.config.backend, self._onnx_for(spec), precision=self._precision(spec),
@@ -167,6 +178,11 @@ class FacePipeline:
     def decode(self, data: bytes) -> DecodedImage:
         return decode_image(data, self.config.limits)
 
+    def detect(self, images: list[DecodedImage]) -> list[list[Detection]]:
+        """The faces of each image, largest first: the detector's boxes that its second look confirms."""
+        pixels = [image.pixels for image in images]
+        return self.face_check.keep(pixels, self.detector.detect(pixels))
+
     def faces(self, images: list[np.ndarray], detections: list[list[Detection]]) -> list[list[Face]]:
         """Landmarks, alignment and embeddings for the given detections, batched over all images."""
         flat = [(image, detection) for image, found in zip(images, detections, strict=True) for detection in found]
@@ -190,6 +206,33 @@ class FacePipeline:
         quality = face_quality(image.pixels, landmarks, round(detection.width * image.source_scale))
         return ChosenFace(detection, image.width, image.height, similarity=similarity, quality=quality)
 
+    def crop_source(self, image: DecodedImage, detections: list[Detection]) -> tuple[np.ndarray, list[Detection]]:
+        """The pixels to take landmark and alignment crops from, and the detections in them: the decoded image,
+        or, when a face to embed is narrower there than the crop it is aligned into, the file decoded again
+        as much larger as that face needs, up to the file's own resolution (the DCT-scaled decode halves a
+        50 px face of a Full HD photo; docs/ACCURACY.md). Large faces pay nothing."""
+        crop_width = self.recognizer.crop_size[0]
+        narrowest = min((d.width for d in detections), default=float(crop_width))
+        if narrowest >= crop_width:
+            return image.pixels, detections
+        sharper = image.sharper(crop_width / max(narrowest, 1.0))
+        if sharper is image:
+            return image.pixels, detections
+        x, y = sharper.width / image.width, sharper.height / image.height
+        return sharper.pixels, [d.scaled(x, y) for d in detections]
+
+    def embedded(self, images: list[DecodedImage], detections: list[list[Detection]]) -> list[list[Face]]:
+        """`faces`, each image's landmark and alignment crops taken from `crop_source`; the faces keep their
+        boxes and points in the decoded image's pixels, where the API reports them."""
+        sources = [self.crop_source(image, found) for image, found in zip(images, detections, strict=True)]
+        faces = self.faces([pixels for pixels, _ in sources], [boxes for _, boxes in sources])
+        result = []
+        for image, (pixels, _), found, embedded in zip(images, sources, detections, faces, strict=True):
+            to_decoded = np.array([image.width / pixels.shape[1], image.height / pixels.shape[0]], dtype=np.float32)
+            result.append([Face(d, f.points * to_decoded, f.embedding, f.landmarks * to_decoded)
+                           for d, f in zip(found, embedded, strict=True)])
+        return result
+
     def compare_images(self, origin: DecodedImage, target: DecodedImage, threshold: float | None = None,
                        liveness: LivenessCheck | None = None) -> CompareResult:
         """The API's face choice: the largest face of the origin, the most similar of the target's faces; with
@@ -208,12 +251,12 @@ class FacePipeline:
         return replace(result, liveness_check=check, liveness=score)
 
     def _compare_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float) -> CompareResult:
-        origin_found, target_found = self.detector.detect([origin.pixels, target.pixels])
+        origin_found, target_found = self.detect([origin, target])
         if not origin_found:
             return CompareResult(face=None, match=None, threshold=threshold)
         if not target_found:
             return self._origin_alone(origin, origin_found[0], threshold)
-        (probe,), candidates = self.faces([origin.pixels, target.pixels], [origin_found[:1], target_found])
+        (probe,), candidates = self.embedded([origin, target], [origin_found[:1], target_found])
         return self._answer(origin, target, probe, candidates, threshold)
 
     def _compare_coarse_to_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float,
@@ -221,20 +264,23 @@ class FacePipeline:
         """The fine pass's answer, from the coarse pass where it already holds it (engine/coarse.py)."""
         coarse_origin, coarse_target = self.detector.detect([origin.pixels, target.pixels], rule.canvas)
         origin_box = rule.largest(self.detector, origin.pixels, coarse_origin)
+        if origin_box is not None and not self.face_check.keep([origin.pixels], [[origin_box]])[0]:
+            origin_box = None
         probe: Face | None = None
         embedded: list[Face] = []
         if origin_box is not None:
-            target_boxes = rule.candidates(self.detector, target.pixels, coarse_target)
-            (probe,), embedded = self.faces([origin.pixels, target.pixels], [[origin_box], target_boxes])
+            (target_boxes,) = self.face_check.keep(
+                [target.pixels], [rule.candidates(self.detector, target.pixels, coarse_target)])
+            (probe,), embedded = self.embedded([origin, target], [[origin_box], target_boxes])
             if embedded:
                 answer = self._answer(origin, target, probe, embedded, threshold)
                 if answer.is_match and rule.decided(answer.match.similarity, threshold):
                     return answer
         origin_from_coarse = probe is not None
         if origin_from_coarse:
-            (target_found,) = self.detector.detect([target.pixels])
+            (target_found,) = self.detect([target])
         else:
-            origin_found, target_found = self.detector.detect([origin.pixels, target.pixels])
+            origin_found, target_found = self.detect([origin, target])
             if not origin_found:
                 return CompareResult(face=None, match=None, threshold=threshold)
         if not target_found:
@@ -249,9 +295,9 @@ class FacePipeline:
             (new if same is None else kept).append(
                 found if same is None else Face(found, same.points, same.embedding, same.landmarks))
         if origin_from_coarse:
-            (fresh,) = self.faces([target.pixels], [new])
+            (fresh,) = self.embedded([target], [new])
         else:
-            (probe,), fresh = self.faces([origin.pixels, target.pixels], [origin_found[:1], new])
+            (probe,), fresh = self.embedded([origin, target], [origin_found[:1], new])
         answer = self._answer(origin, target, probe, [*fresh, *kept], threshold)
         rests_on_coarse = origin_from_coarse or answer.match.detection in {face.detection for face in kept}
         if rests_on_coarse and not rule.decided(answer.match.similarity, threshold):
@@ -295,13 +341,13 @@ class FacePipeline:
 
     def largest_face_liveness(self, image: DecodedImage) -> tuple[Detection, float] | None:
         """The largest face and its liveness score, None without a face: `facecompare liveness`."""
-        (found,) = self.detector.detect([image.pixels])
+        (found,) = self.detect([image])
         return (found[0], self.liveness_scores([(image.pixels, found[0])])[0]) if found else None
 
     def embed_all(self, image: DecodedImage) -> np.ndarray:
         """(faces, D) embeddings of every face, largest first: what the benchmarks and calibration use."""
-        (found,) = self.detector.detect([image.pixels])
+        (found,) = self.detect([image])
         if not found:
             return np.zeros((0, 1), dtype=np.float32)
-        (faces,) = self.faces([image.pixels], [found])
+        (faces,) = self.embedded([image], [found])
         return np.stack([face.embedding for face in faces])
