@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", type=Path, required=True, help="folder the pair paths are relative to")
     parser.add_argument("--pairs", type=Path, required=True)
     parser.add_argument("--train", type=Path, help="pairs to choose the threshold on, measured on --pairs")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8", "int8-mixed"])
     parser.add_argument("--backend", default="onnxruntime")
     parser.add_argument("--plot", type=Path, help="write a ROC plot (PNG) here")
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")

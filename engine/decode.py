@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import simplejpeg
@@ -37,10 +37,16 @@ class DecodeLimits:
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """Upright RGB pixels; `width`/`height` are those of the upright image the boxes refer to."""
+    """Upright RGB pixels; `width`/`height` are those of the upright image the boxes refer to.
+
+    A JPEG decoded DCT-scaled keeps its bytes (in memory only) and its `limits`: a small face can then be
+    decoded again at the resolution the file has (`sharper`)."""
 
     pixels: np.ndarray
     format: str
+    source: bytes | None = None
+    limits: DecodeLimits | None = None
+    file_long_side: int = 0
 
     @property
     def height(self) -> int:
@@ -49,6 +55,23 @@ class DecodedImage:
     @property
     def width(self) -> int:
         return int(self.pixels.shape[1])
+
+    @property
+    def long_side(self) -> int:
+        return max(self.pixels.shape[:2])
+
+    @property
+    def source_scale(self) -> float:
+        """The file's pixels per decoded pixel: above 1 when a large JPEG was decoded DCT-scaled."""
+        return self.file_long_side / self.long_side if self.file_long_side else 1.0
+
+    def sharper(self, factor: float) -> DecodedImage:
+        """The same image decoded again `factor` times larger (DCT scaling rounds up to n/8), at most at the
+        file's own resolution; itself when it already is at that resolution."""
+        if self.source is None or self.limits is None or self.long_side >= self.file_long_side:
+            return self
+        long_side = min(self.file_long_side, math.ceil(self.long_side * factor))
+        return decode_image(self.source, replace(self.limits, decode_long_side=long_side))
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -76,21 +99,23 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
             _check_bounds(image.size, limits)
+            file_long_side = max(image.size)
             plain = _decode_plain_jpeg(data, image, limits.decode_long_side) if kind == "jpeg" else None
-            if plain is not None:
-                return DecodedImage(pixels=plain, format=kind)
-            if kind == "jpeg":
-                _draft_large_jpeg(image, limits.decode_long_side)
-            # In place: otherwise an upright photo is copied whole for nothing.
-            ImageOps.exif_transpose(image, in_place=True)
-            pixels = _rgb(image)
+            if plain is None:
+                if kind == "jpeg":
+                    _draft_large_jpeg(image, limits.decode_long_side)
+                # In place: otherwise an upright photo is copied whole for nothing.
+                ImageOps.exif_transpose(image, in_place=True)
+                plain = _rgb(image)
     except BadInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadInput("image dimensions out of bounds") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise BadInput(f"corrupt or truncated {kind} image") from exc
-    return DecodedImage(pixels=pixels, format=kind)
+    if max(plain.shape[:2]) >= file_long_side:
+        return DecodedImage(pixels=plain, format=kind)
+    return DecodedImage(pixels=plain, format=kind, source=data, limits=limits, file_long_side=file_long_side)
 
 
 def _rgb(image: Image.Image) -> np.ndarray:

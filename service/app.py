@@ -81,7 +81,9 @@ def _or_default(configured: tuple[str, ...] | None) -> Iterable[str]:
 
 
 def make_runner(app: web.Application, config: ServiceConfig) -> web.AppRunner:
-    """No lingering: a body left unread (over its cap) is never drained; its connection just closes.
+    """No lingering by aiohttp: the error middleware drains what is left of a refused body itself, bounded in
+    bytes as well as time (aiohttp's lingering close is bounded in time only); past those bounds the
+    connection just closes.
 
     aiohttp's keep-alive timer also runs from a connection's start and closes it if no whole request head
     has arrived by then, so `idle_timeout` frees idle connections and slow-header (slowloris) clients alike.

@@ -19,10 +19,15 @@ from service.response import error_body, new_transaction_id
 log = logging.getLogger("facecompare.http")
 
 TRANSACTION_ID = web.RequestKey("transaction_id", str)
-# How long an error answer may wait for the rest of a refused body to arrive.
+# After an error answer, what is left of the body is read and dropped (nginx's lingering close), so a client
+# that sends it all before reading (urllib, requests) reads the answer rather than a reset connection.
+# Bounded: at most this many body caps in bytes, this many seconds in all, this many waiting for the next
+# bytes. A body declared longer than the bytes bound is not read: its connection just closes.
+DRAIN_BODY_CAPS = 4
 DRAIN_TIMEOUT_S = 10.0
-# Answers after which what is left of the body is dropped unread: over the cap, or too slow to arrive.
-UNREAD_BODY_STATUSES = (BodyTooLarge.http_status, BodyTimedOut.http_status)
+DRAIN_IDLE_S = 2.0
+# Answers after which the connection closes, drained or not: the body is over the cap, or too slow to arrive.
+CLOSING_STATUSES = (BodyTooLarge.http_status, BodyTimedOut.http_status)
 
 
 class NotFound(ApiError):
@@ -60,24 +65,32 @@ def _from_http(exc: web.HTTPException) -> ApiError:
     return ApiError()
 
 
-async def _drain(request: web.Request, limit: int) -> None:
-    """Read and drop what is left of a body refused before it was read (a bad key, a bad part), up to the
-    body cap and for a bounded time, so the client reads the error instead of a reset connection.
+async def _answer_then_drain(request: web.Request, response: web.StreamResponse, body_cap: int) -> None:
+    """Send the error answer now, then read and drop the rest of the body within the bounds above.
 
-    A body declared over the cap is never read: that connection just closes after the 413.
+    A 408's body is not drained (it was too slow already). If the bounds end the drain first, aiohttp
+    closes the connection with the rest unread, as it would have without the drain.
     """
-    if not request.body_exists or (request.content_length or 0) > limit:
-        return
-
-    async def read_up_to_limit() -> None:
-        read = 0
-        while read <= limit and (chunk := await request.content.readany()):
-            read += len(chunk)
-
     try:
-        await asyncio.wait_for(read_up_to_limit(), DRAIN_TIMEOUT_S)
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        return  # the client has gone; aiohttp finds the same when it sends the (already sent) answer
+    limit = DRAIN_BODY_CAPS * body_cap
+    if (response.status == BodyTimedOut.http_status or not request.body_exists or request.content.is_eof()
+            or (request.content_length or 0) > limit):
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_TIMEOUT_S
+    read = 0
+    try:
+        while read <= limit and (left := deadline - loop.time()) > 0:
+            chunk = await asyncio.wait_for(request.content.readany(), min(DRAIN_IDLE_S, left))
+            if not chunk:
+                return
+            read += len(chunk)
     except (asyncio.TimeoutError, OSError, HttpProcessingError, web.HTTPException):
-        return  # the connection closes after the answer, as it would have without the drain
+        return
 
 
 def _route(request: web.Request) -> str:
@@ -106,10 +119,10 @@ async def api_middleware(request: web.Request,
         log.exception("unhandled error")
         error_code = str(ApiError.error_code)
         response = error_response(ApiError(), transaction_id)
-    if response.status in UNREAD_BODY_STATUSES:
-        response.force_close()  # the rest of the body is never read, so the connection cannot be reused
-    elif error_code:
-        await _drain(request, request.app[SERVICES].config.max_body_bytes)
+    if error_code:
+        if response.status in CLOSING_STATUSES:
+            response.force_close()
+        await _answer_then_drain(request, response, request.app[SERVICES].config.max_body_bytes)
     seconds = time.monotonic() - started
     route = _route(request)
     metrics = request.app[SERVICES].metrics

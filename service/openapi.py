@@ -58,10 +58,35 @@ SCHEMAS: dict[str, Any] = {
         "required": ["Width", "Height", "Left", "Top"],
         "properties": {k: {"type": "number"} for k in ("Width", "Height", "Left", "Top")},
     },
+    "Pose": {
+        "type": "object", "required": ["yaw", "pitch", "roll"],
+        "description": "Degrees against the line from the face to the camera, from the 68 landmarks fitted to a "
+                       "generic head: an estimate for prompts, not a measurement.",
+        "properties": {
+            "yaw": {"type": "number", "minimum": -180, "maximum": 180,
+                    "description": "> 0: the face turns towards the image's right"},
+            "pitch": {"type": "number", "minimum": -90, "maximum": 90, "description": "> 0: the face looks up"},
+            "roll": {"type": "number", "minimum": -180, "maximum": 180,
+                     "description": "the eye line's slope; > 0: it falls towards the image's right"},
+        },
+    },
+    "FaceQuality": {
+        "type": "object", "nullable": True, "required": ["brightness", "sharpness", "pose", "sizePx"],
+        "description": "Not in the seed contract (additive). Null when no face is available; absent from "
+                       "results stored by versions before it.",
+        "properties": {
+            "brightness": {**NUMBER_0_100, "description": "mean luma of the aligned inner face"},
+            "sharpness": {**NUMBER_0_100, "description": "variance of the Laplacian v of the aligned inner "
+                                                         "face as 100 v / (v + 150): 50 at v = 150"},
+            "pose": _ref("Pose"),
+            "sizePx": {"type": "integer", "minimum": 0,
+                       "description": "the face box's width in the pixels of the image as sent"},
+        },
+    },
     "Face": {
         "type": "object", "required": ["isAvailable", "confidence", "boundingBox"],
         "properties": {"isAvailable": {"type": "boolean"}, "confidence": NUMBER_0_100,
-                       "boundingBox": _ref("BoundingBox")},
+                       "boundingBox": _ref("BoundingBox"), "quality": _ref("FaceQuality")},
     },
     "Liveness": {
         "type": "object", "nullable": True,
@@ -74,8 +99,9 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["isAvailable", "confidence", "boundingBox", "similarity", "isMatch", "threshold"],
         "properties": {"isAvailable": {"type": "boolean"}, "confidence": NUMBER_0_100,
-                       "boundingBox": _ref("BoundingBox"), "similarity": NUMBER_0_100,
-                       "isMatch": {"type": "boolean"}, "threshold": NUMBER_0_100, "liveness": _ref("Liveness")},
+                       "boundingBox": _ref("BoundingBox"), "quality": _ref("FaceQuality"),
+                       "similarity": NUMBER_0_100, "isMatch": {"type": "boolean"}, "threshold": NUMBER_0_100,
+                       "liveness": _ref("Liveness")},
     },
     "CompareResult": {
         "type": "object", "required": ["statusCode", "apiType", "transactionId", "result"],

@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.errors import ApiError
 from engine.pipeline import ChosenFace, CompareResult
+from engine.quality import FaceQuality
 from engine.score import floor2
 
 API_TYPE = "compare_face"
@@ -28,10 +29,20 @@ def bounding_box(face: ChosenFace) -> dict[str, float]:
     }
 
 
+def quality_body(quality: FaceQuality | None) -> dict[str, Any] | None:
+    """Additive to the contract: what a kiosk needs to say "too dark" or "look at the camera"."""
+    if quality is None:
+        return None
+    pose = quality.pose
+    return {"brightness": quality.brightness, "sharpness": quality.sharpness,
+            "pose": {"yaw": pose.yaw, "pitch": pose.pitch, "roll": pose.roll}, "sizePx": quality.size_px}
+
+
 def _face_body(face: ChosenFace | None) -> dict[str, Any]:
     if face is None:
-        return {"isAvailable": False, "confidence": 0.0, "boundingBox": None}
-    return {"isAvailable": True, "confidence": floor2(face.detection.score * 100.0), "boundingBox": bounding_box(face)}
+        return {"isAvailable": False, "confidence": 0.0, "boundingBox": None, "quality": None}
+    return {"isAvailable": True, "confidence": floor2(face.detection.score * 100.0), "boundingBox": bounding_box(face),
+            "quality": quality_body(face.quality)}
 
 
 def liveness_body(score: float | None, threshold: float) -> dict[str, Any] | None:

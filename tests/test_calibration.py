@@ -110,17 +110,26 @@ def test_blob_reader_runs_whole_strides_one_sample_at_a_time() -> None:
     assert seen == [4, 5, 6, 7]
 
 
-def test_precision_int8_runs_the_qdq_models_and_says_how_to_make_them(tmp_path: Path) -> None:
+def copied_models(folder: Path) -> dict:
+    """The prepared models copied into `folder`, so Q/DQ files can be put beside them."""
     import shutil
 
-    from engine.pipeline import FacePipeline, PipelineConfig
     from models.store import PreparedModel, prepared_models
 
     copies = {}
     for name, model in prepared_models().items():
-        prepared = tmp_path / model.prepared.name
+        prepared = folder / model.prepared.name
         shutil.copyfile(model.prepared, prepared)
         copies[name] = PreparedModel(model.spec, model.original, prepared)
+    return copies
+
+
+def test_precision_int8_runs_the_qdq_models_and_says_how_to_make_them(tmp_path: Path) -> None:
+    import shutil
+
+    from engine.pipeline import FacePipeline, PipelineConfig
+
+    copies = copied_models(tmp_path)
     with pytest.raises(FileNotFoundError, match="engines build --precision int8"):
         FacePipeline(PipelineConfig(precision="int8"), models=copies)
     for model in copies.values():
@@ -128,3 +137,20 @@ def test_precision_int8_runs_the_qdq_models_and_says_how_to_make_them(tmp_path: 
     pipeline = FacePipeline(PipelineConfig(precision="int8"), models=copies)
     assert pipeline.backend_info.precision == "int8"
     assert pipeline._onnx_for(pipeline.manifest.for_role("recognizer")[0]).name.endswith(".int8.onnx")
+
+
+def test_int8_mixed_runs_detector_and_landmarks_in_int8_only(tmp_path: Path) -> None:
+    import shutil
+
+    from engine.pipeline import FacePipeline, PipelineConfig
+
+    copies = copied_models(tmp_path)
+    for model in copies.values():
+        if model.spec.family in ("ultraface", "pfld68"):
+            shutil.copyfile(model.prepared, model.quantized)
+    pipeline = FacePipeline(PipelineConfig(precision="int8-mixed"), models=copies)
+    chosen = {spec.name: pipeline._onnx_for(spec).name for spec in pipeline.manifest.pipeline_models()}
+    for role, int8 in (("detector", True), ("landmarks", True), ("recognizer", False)):
+        for spec in pipeline.manifest.for_role(role):
+            assert chosen[spec.name].endswith(".int8.onnx") == int8, spec.name
+            assert pipeline.backends[spec.name].info.precision == ("int8" if int8 else "fp32")

@@ -111,7 +111,8 @@ def test_origin_face_is_the_largest(api: Served) -> None:
 
 def test_no_face_is_an_answer_not_a_match(api: Served) -> None:
     none_in_origin = _ok(api.compare({"originFace": b64(blank_png()), "targetFace": b64(photo("obama.jpg"))}))
-    assert none_in_origin["face"] == {"isAvailable": False, "confidence": 0.0, "boundingBox": None}
+    assert none_in_origin["face"] == {"isAvailable": False, "confidence": 0.0, "boundingBox": None,
+                                     "quality": None}
     assert none_in_origin["faceMatch"]["isAvailable"] is False and none_in_origin["faceMatch"]["isMatch"] is False
     none_in_target = _ok(api.compare({"originFace": b64(photo("obama.jpg")), "targetFace": b64(blank_png())}))
     assert none_in_target["face"]["isAvailable"] is True

@@ -1,4 +1,5 @@
-"""The demo page in a real headless Chromium: pick two photos, submit, see the verdict and both boxes."""
+"""The demo page in a real headless Chromium: pick two photos, submit, see the verdict, both boxes and both
+faces' quality."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def test_demo_page_compares_two_photos_and_draws_both_boxes(api: Served) -> None
             page.click("#submit")
             page.wait_for_selector("#result.match", timeout=30_000)
             verdict = page.inner_text("#result")
+            qualities = [page.inner_text(f"#{side}Quality") for side in ("origin", "target")]
             boxes = page.locator(".box")
             boxes.first.wait_for(timeout=5_000)
             assert boxes.count() == 2
@@ -48,6 +50,9 @@ def test_demo_page_compares_two_photos_and_draws_both_boxes(api: Served) -> None
         finally:
             browser.close()
     assert verdict.startswith("Match: similarity")
+    # obama2.jpg's face is turned away by about 35 degrees: the demo prompts for it.
+    assert all(q.startswith("brightness ") and " px wide" in q for q in qualities), qualities
+    assert "look at the camera" not in qualities[0] and "look at the camera" in qualities[1], qualities
 
 
 def test_demo_page_shows_the_liveness_when_asked(api: Served) -> None:

@@ -20,7 +20,7 @@ from service.response import compare_body
 from service.workspaces import WorkspaceStore
 from tests.http_helpers import Served, b64, blank_png, photo, served
 
-FACE_MATCH_KEYS = {"isAvailable", "confidence", "boundingBox", "similarity", "isMatch", "threshold"}
+FACE_MATCH_KEYS = {"isAvailable", "confidence", "boundingBox", "quality", "similarity", "isMatch", "threshold"}
 
 
 @pytest.fixture(scope="module")

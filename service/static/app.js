@@ -1,4 +1,5 @@
-// The demo: send two photos as multipart, draw each returned box over its photo, show the verdict.
+// The demo: send two photos as multipart, draw each returned box over its photo, show the verdict and
+// each face's quality with the prompt a kiosk would give.
 "use strict";
 
 const form = document.getElementById("compare");
@@ -17,6 +18,7 @@ preview(document.getElementById("targetFace"), document.getElementById("targetIm
 
 function clearBoxes() {
   document.querySelectorAll(".box").forEach((box) => box.remove());
+  document.querySelectorAll(".quality").forEach((quality) => { quality.textContent = ""; });
 }
 
 // Boxes are ratios of the upright image, so percentages of the shown image place them at any size.
@@ -30,6 +32,30 @@ function drawBox(frameId, face, kind) {
   box.style.width = b.Width * 100 + "%";
   box.style.height = b.Height * 100 + "%";
   document.getElementById(frameId).appendChild(box);
+}
+
+// Example prompts a kiosk could give (docs/API.md, `quality`); a deployment tunes its own limits.
+const PROMPTS = [
+  [(q) => q.brightness < 25, "too dark"],
+  [(q) => q.brightness > 85, "too bright"],
+  [(q) => q.sharpness < 25, "blurry: hold still"],
+  [(q) => Math.abs(q.pose.yaw) > 30 || Math.abs(q.pose.pitch) > 25, "look at the camera"],
+  [(q) => Math.abs(q.pose.roll) > 25, "hold your head straight"],
+  [(q) => q.sizePx < 60, "come closer"],
+];
+
+function showQuality(elementId, face) {
+  const element = document.getElementById(elementId);
+  const q = face && face.quality;
+  if (!q) {
+    element.textContent = "";
+    return;
+  }
+  const prompts = PROMPTS.filter(([fails]) => fails(q)).map(([, prompt]) => prompt);
+  element.textContent = `brightness ${q.brightness}, sharpness ${q.sharpness}, `
+    + `yaw ${q.pose.yaw}°, pitch ${q.pose.pitch}°, roll ${q.pose.roll}°, ${q.sizePx} px wide`
+    + (prompts.length ? ` — ${prompts.join(", ")}` : " — good");
+  element.className = "quality" + (prompts.length ? " poor" : "");
 }
 
 function show(text, kind) {
@@ -63,6 +89,8 @@ form.addEventListener("submit", async (event) => {
   const { face, faceMatch } = answer.result;
   drawBox("originFrame", face, "origin");
   drawBox("targetFrame", faceMatch, "target");
+  showQuality("originQuality", face);
+  showQuality("targetQuality", faceMatch);
   if (!face.isAvailable) show("No face in the origin photo", "nomatch");
   else if (!faceMatch.isAvailable) show("No face in the target photo", "nomatch");
   else show(`${faceMatch.isMatch ? "Match" : "No match"}: similarity ${faceMatch.similarity.toFixed(2)} `

@@ -1,0 +1,28 @@
+"""Boxes that are not faces are refused; every face of the test photos is kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.pipeline import FacePipeline
+
+FACE_PHOTOS = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama_partial_face.jpg",
+               "obama_partial_face2.jpg", "32bit.png", *(f"sample{i}.jpg" for i in range(1, 7))]
+
+
+def test_a_cat_is_not_a_face(pipeline: FacePipeline, photo) -> None:
+    cat = pipeline.decode(photo("chelsea.png"))
+    (boxes,) = pipeline.detector.detect([cat.pixels])
+    assert max(box.score for box in boxes) > 0.95, "the detector alone takes the cat for a face"
+    assert pipeline.detect([cat]) == [[]]
+    as_origin = pipeline.compare(photo("chelsea.png"), photo("obama.jpg"))
+    assert as_origin.face is None and as_origin.match is None
+    as_target = pipeline.compare(photo("obama.jpg"), photo("chelsea.png"))
+    assert as_target.face is not None and as_target.match is None
+
+
+@pytest.mark.parametrize("name", FACE_PHOTOS)
+def test_every_face_of_the_test_photos_is_kept(pipeline: FacePipeline, photo, name: str) -> None:
+    image = pipeline.decode(photo(name))
+    (boxes,) = pipeline.detector.detect([image.pixels])
+    assert pipeline.detect([image]) == [boxes]
