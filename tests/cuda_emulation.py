@@ -84,17 +84,19 @@ class EmulatedKernel:
 
 @cache
 def kernels() -> dict[str, EmulatedKernel]:
-    """Every kernel of every .cu, compiled once per test session into a temporary shared library."""
-    folder = Path(tempfile.mkdtemp(prefix="cuda-emulation-"))
+    """Every kernel of every .cu, compiled once per test session into a shared library; the folder goes once
+    they are loaded (a loaded library stays mapped), so no run leaves files behind."""
     found: dict[str, EmulatedKernel] = {}
-    for file, names in KERNELS.items():
-        text = source(file)
-        parameters = {name: _parameters(text, name) for name in names}
-        unit = folder / f"{file}.cpp"
-        unit.write_text(f'#include "{HEADER}"\n{text}\n' + "".join(_launcher(n, p) for n, p in parameters.items()))
-        library = folder / f"{file}.so"
-        subprocess.run([compiler(), "-O2", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC", "-o",
-                        str(library), str(unit)], check=True, capture_output=True, text=True)
-        loaded = ctypes.CDLL(str(library))
-        found.update({name: EmulatedKernel(loaded, name, parameters[name]) for name in names})
+    with tempfile.TemporaryDirectory(prefix="cuda-emulation-") as temporary:
+        folder = Path(temporary)
+        for file, names in KERNELS.items():
+            text = source(file)
+            parameters = {name: _parameters(text, name) for name in names}
+            unit = folder / f"{file}.cpp"
+            unit.write_text(f'#include "{HEADER}"\n{text}\n' + "".join(_launcher(n, p) for n, p in parameters.items()))
+            library = folder / f"{file}.so"
+            subprocess.run([compiler(), "-O2", "-ffp-contract=off", "-fno-fast-math", "-shared", "-fPIC", "-o",
+                            str(library), str(unit)], check=True, capture_output=True, text=True)
+            loaded = ctypes.CDLL(str(library))
+            found.update({name: EmulatedKernel(loaded, name, parameters[name]) for name in names})
     return found
