@@ -58,8 +58,11 @@ class _Images:
 Inputs = dict[str, np.ndarray] | _Images
 
 
-@dataclass
+@dataclass(eq=False)
 class _Request:
+    """One caller's call. Compared by identity: the queue removes a follower from anywhere in it, and comparing
+    two requests by value would compare their pixels (and raise, killing the worker, for arrays)."""
+
     inputs: Inputs
     rows: int
     signature: tuple

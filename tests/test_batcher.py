@@ -220,3 +220,35 @@ def test_stage_inputs_batch_by_canvas_size_and_equal_batch_of_one(photos: list[n
     for single, batched in zip(alone, together, strict=True):
         for key in single:
             np.testing.assert_allclose(batched[key], single[key], rtol=1e-4, atol=1e-4)
+
+
+def test_a_follower_behind_another_size_joins_and_every_caller_is_answered(photos: list[np.ndarray]) -> None:
+    """Queued: a full canvas (taken by the worker), a smaller canvas, another full canvas. The worker takes the
+    second full canvas from behind the smaller one; the small one runs next. Under load this happened every
+    few seconds, and taking the follower out of the queue must not look at any other request's pixels."""
+    name, backend, rows = _model_inputs("detector", photos)
+    small = np.ascontiguousarray(rows[1][:, :, :240, :320])
+    calls = [{name: rows[0]}, {name: small}, {name: rows[2]}]
+    direct = [backend.infer(inputs) for inputs in calls]
+    recorder = Recorder()
+    batcher = DynamicBatcher(backend, name="detector", max_wait_ms=5000, observer=recorder,
+                             max_batch_bytes=64 << 20, callers=lambda: len(calls))
+    results: dict[int, dict[str, np.ndarray]] = {}
+    threads = [threading.Thread(target=lambda i=i: results.update({i: batcher.infer(calls[i])}), daemon=True)
+               for i in range(len(calls))]
+    try:
+        deadline = time.monotonic() + 10
+        for index, thread in enumerate(threads):
+            thread.start()
+            # The first is taken by the worker at once (depth 0); each later one waits in the queue.
+            while batcher.depth != index and time.monotonic() < deadline:
+                time.sleep(0.001)
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(results) == [0, 1, 2], "a caller was never answered"
+    finally:
+        batcher.close()
+    assert recorder.batches == [2, 1]
+    for index, single in enumerate(direct):
+        for key in single:
+            np.testing.assert_allclose(results[index][key], single[key], rtol=1e-4, atol=1e-4)
