@@ -1,7 +1,7 @@
 """Liveness error rates and cost: NUAA dev leaving each subject out, replay dev per session, ms per face.
 
     python -m bench.liveness [--nuaa DIR] [--replay DIR] [--out bench/results/liveness.json]
-                             [--plot bench/results/liveness-roc.png] [--before TREE] [--rounds 8]
+                             [--plot bench/results/liveness-roc.svg] [--before TREE] [--rounds 8]
 
 APCER: the share of spoof frames accepted as live; BPCER: the share of live frames refused. A frame whose
 face the detector misses counts as refused (no face is never live), so it is a BPCER error for a live frame.
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nuaa", type=Path, default=DATA_ROOT / "nuaa-dev")
     parser.add_argument("--replay", type=Path, default=DATA_ROOT / "replay-dev")
     parser.add_argument("--out", type=Path, default=Path("bench/results/liveness.json"))
-    parser.add_argument("--plot", type=Path, default=Path("bench/results/liveness-roc.png"))
+    parser.add_argument("--plot", type=Path, default=Path("bench/results/liveness-roc.svg"))
     parser.add_argument("--before", type=Path, default=None, help="a worktree of the commit before liveness")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--cost-only", action="store_true", help="only the costs (to --out): no data needed")
