@@ -30,8 +30,9 @@ from engine.pipeline import FacePipeline
 from models.manifest import Manifest, load_manifest
 from models.store import prepared_models
 
-# Rows per model in one compare of two one-face photos: two canvases, two patches, two crops.
-ROWS = {"detector": 2, "landmarks": 2, "recognizer": 2}
+# Rows per model in one compare of two one-face photos: two canvases, two patches, two crops, and the matched
+# face's liveness crop where asked.
+ROWS = {"detector": 2, "landmarks": 2, "recognizer": 2, "liveness": 1}
 PORTRAITS = ("obama.jpg", "biden.jpg")
 
 Runner = Callable[[np.ndarray], np.ndarray]
