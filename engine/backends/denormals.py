@@ -34,8 +34,10 @@ def _libm() -> ctypes.CDLL | None:
     """The C maths library on Linux x86-64, else None."""
     if sys.platform != "linux" or platform.machine() != "x86_64":
         return None
-    name = ctypes.util.find_library("m")
-    return ctypes.CDLL(name) if name else None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    except OSError:
+        return None
 
 
 _LIBM = _libm()
