@@ -95,9 +95,9 @@ def test_tuned_backend_matches_reference(prepared: dict[str, PreparedModel], inp
         assert cosines.min() > 0.99999
 
 
-def _underflows(scale: float = 1e-10) -> float:
-    """A normal float32 times `scale`: denormal (about 1e-40) by IEEE rules, 0 with FTZ on this thread."""
-    return float((np.array([1e-30], dtype=np.float32) * np.float32(scale))[0])
+def _underflows() -> float:
+    """A product of normal float32s that is denormal (about 1e-40) by IEEE rules, 0 with FTZ on this thread."""
+    return float((np.array([1e-30], dtype=np.float32) * np.float32(1e-10))[0])
 
 
 needs_mxcsr = pytest.mark.skipif(not SUPPORTED, reason="DAZ/FTZ are set on Linux x86-64 only")

@@ -2,9 +2,9 @@
 that runs it.
 
 Why: activations underflow as well as weights. On an AVX-512 Xeon, fr_feature's convolutions produce denormal
-activations on real faces, and every operation on one takes a microcode assist: its batch for one compare cost
-31 ms of CPU with the flags off and 12 with them on, the outputs bit for bit the same (docs/PERFORMANCE.md,
-"Fourth round"). ONNX Runtime's `session.set_denormal_as_zero` sets the flags on its intra-op pool's threads
+activations on real faces, and every operation on one takes a microcode assist: its calls for one compare cost
+33.5 ms of CPU with the flags off and 15.5 with them on, the outputs the same to float precision
+(docs/PERFORMANCE.md, "Fourth round"). ONNX Runtime's `session.set_denormal_as_zero` sets the flags on its intra-op pool's threads
 only, and, once per process, on the thread that creates the first session; with one intra-op thread a model
 computes on its caller's thread (a compare's, or a batcher's worker), which keeps the default. The flags live
 in each thread's MXCSR register, so they are set here around the call and the caller's own are put back after:
@@ -12,8 +12,7 @@ nothing else the thread computes sees them.
 
 Python has no call for MXCSR; C's `fegetenv`/`fesetenv` read and write it with the rest of the floating-point
 environment, whose layout is the C library's ABI: on Linux x86-64 (glibc and musl alike) `fenv_t` is 32 bytes
-with MXCSR last. Elsewhere this does nothing (an ARM core computes denormals at full speed or flushes them by
-default; TensorRT does not run here).
+with MXCSR last. Elsewhere this does nothing (not measured there; on a GPU, TensorRT does not come here).
 """
 
 from __future__ import annotations
