@@ -4,9 +4,10 @@ that runs it.
 Why: activations underflow as well as weights. On an AVX-512 Xeon, fr_feature's convolutions produce denormal
 activations on real faces, and every operation on one takes a microcode assist: its calls for one compare cost
 33.5 ms of CPU with the flags off and 15.5 with them on, the outputs the same to float precision
-(docs/PERFORMANCE.md, "Fourth round"). ONNX Runtime's `session.set_denormal_as_zero` sets the flags on its intra-op pool's threads
-only, and, once per process, on the thread that creates the first session; with one intra-op thread a model
-computes on its caller's thread (a compare's, or a batcher's worker), which keeps the default. The flags live
+(docs/PERFORMANCE.md, "Fourth round"). ONNX Runtime's `session.set_denormal_as_zero` sets the flags on its
+intra-op pool's threads only, and, once per process, on the thread that creates the first session; with one
+intra-op thread a model computes on its caller's thread (a compare's, or a batcher's worker), which keeps the
+default. The flags live
 in each thread's MXCSR register, so they are set here around the call and the caller's own are put back after:
 nothing else the thread computes sees them.
 
