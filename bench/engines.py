@@ -6,7 +6,8 @@ the backend does) but two, which show what each is worth; the reference is the g
     python -m bench.engines [--repeat 15] [--threads 1] [--inputs faces|noise] [--json]
 
 `--inputs faces` (the default) times every call a compare of two 1920x1080 portraits makes to each model
-(the coarse and fine canvases, the landmark patches, the aligned crops), recorded from the pipeline;
+(the coarse and fine canvases, the landmark patches, the aligned crops, the liveness crop of a compare that
+asks for it), recorded from the pipeline;
 `noise` one batch of uniform noise per model (the earlier rounds' figures), sized as one compare's.
 
 Times are the calling thread's CPU time (median), not wall time: with one thread every engine computes on
@@ -26,6 +27,7 @@ import numpy as np
 
 from bench.photos import full_hd_jpeg
 from engine.backends.onnxruntime import OPTIMISATION, OnnxRuntimeBackend
+from engine.liveness import LivenessCheck
 from engine.pipeline import FacePipeline
 from models.manifest import Manifest, load_manifest
 from models.store import prepared_models
@@ -88,7 +90,7 @@ def face_batches(manifest: Manifest) -> dict[str, list[np.ndarray]]:
 
         backend.infer = recording  # type: ignore[method-assign]
     origin, target = (pipeline.decode(full_hd_jpeg(photo)) for photo in PORTRAITS)
-    pipeline.compare_images(origin, target)
+    pipeline.compare_images(origin, target, liveness=LivenessCheck())
     pipeline.close()
     return {name: calls for name, calls in recorded.items() if calls}
 
