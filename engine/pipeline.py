@@ -263,7 +263,7 @@ class FacePipeline:
         if not target_found:
             return self._origin_alone(origin, origin_found[0], threshold)
         (probe,), candidates = self.embedded([origin, target], [origin_found[:1], target_found])
-        return self._answer(origin, target, probe, candidates, threshold)
+        return self._answer(origin, target, probe, self._most_similar(probe, candidates), threshold)
 
     def _compare_coarse_to_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float,
                                 rule: CoarseToFine) -> CompareResult:
@@ -279,9 +279,9 @@ class FacePipeline:
                 [target.pixels], [rule.candidates(self.detector, target.pixels, coarse_target)])
             (probe,), embedded = self.embedded([origin, target], [[origin_box], target_boxes])
             if embedded:
-                answer = self._answer(origin, target, probe, embedded, threshold)
-                if answer.is_match and rule.decided(answer.match.similarity, threshold):
-                    return answer
+                best = self._most_similar(probe, embedded)
+                if best[1] >= threshold and rule.decided(best[1], threshold):
+                    return self._answer(origin, target, probe, best, threshold)
         origin_from_coarse = probe is not None
         if origin_from_coarse:
             (target_found,) = self.detect([target])
@@ -304,19 +304,24 @@ class FacePipeline:
             (fresh,) = self.embedded([target], [new])
         else:
             (probe,), fresh = self.embedded([origin, target], [origin_found[:1], new])
-        answer = self._answer(origin, target, probe, [*fresh, *kept], threshold)
-        rests_on_coarse = origin_from_coarse or answer.match.detection in {face.detection for face in kept}
-        if rests_on_coarse and not rule.decided(answer.match.similarity, threshold):
+        best = self._most_similar(probe, [*fresh, *kept])
+        rests_on_coarse = origin_from_coarse or best[0].detection in {face.detection for face in kept}
+        if rests_on_coarse and not rule.decided(best[1], threshold):
             return self._compare_fine(origin, target, threshold)
-        return answer
+        return self._answer(origin, target, probe, best, threshold)
 
-    def _answer(self, origin: DecodedImage, target: DecodedImage, probe: Face, candidates: list[Face],
-                threshold: float) -> CompareResult:
-        """The most similar candidate to the probe, as the API reports it."""
+    def _most_similar(self, probe: Face, candidates: list[Face]) -> tuple[Face, float]:
+        """The candidate most similar to the probe and its calibrated similarity: what decides whether a coarse
+        answer stands, before the answer's faces are measured for quality."""
         cosines = np.stack([c.embedding for c in candidates]) @ probe.embedding
-        best = candidates[int(np.argmax(cosines))]
-        match = self.chosen(target, best.detection, best.landmarks,
-                            similarity=self.calibration.similarity(float(np.max(cosines))))
+        best = int(np.argmax(cosines))
+        return candidates[best], self.calibration.similarity(float(cosines[best]))
+
+    def _answer(self, origin: DecodedImage, target: DecodedImage, probe: Face, best: tuple[Face, float],
+                threshold: float) -> CompareResult:
+        """The probe and the most similar candidate (`_most_similar`), as the API reports them."""
+        face, similarity = best
+        match = self.chosen(target, face.detection, face.landmarks, similarity=similarity)
         return CompareResult(face=self.chosen(origin, probe.detection, probe.landmarks), match=match,
                              threshold=threshold)
 
