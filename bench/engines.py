@@ -9,6 +9,7 @@ the backend does) but two, which show what each is worth; the reference is the g
 (the coarse and fine canvases, the landmark patches, the aligned crops, the liveness crop of a compare that
 asks for it), recorded from the pipeline;
 `noise` one batch of uniform noise per model (the earlier rounds' figures), sized as one compare's.
+Where the INT8 route's Q/DQ model of a model is in the cache, it is timed too, with the backend's options.
 
 Times are the calling thread's CPU time (median), not wall time: with one thread every engine computes on
 the caller, and CPU time barely moves when other processes share the cores, where wall time triples.
@@ -116,6 +117,9 @@ def measure(repeat: int, threads: int, inputs: str = "faces") -> dict[str, dict[
         runners["onnxruntime all unfolded, denormals kept"] = onnxruntime_runner(path, "all", True, threads, False,
                                                                                  zero_denormals=False)
         runners["opencv dnn"] = opencv_runner(path)
+        if models[name].quantized.exists():  # after `facecompare engines build --precision int8 ... --onnx-only`
+            runners["onnxruntime int8 (Q/DQ), as precision = int8 runs it"] = onnxruntime_runner(
+                models[name].quantized, "all", True, threads)
         reference = onnxruntime_runner(path, "basic", False, threads, False, zero_denormals=False)
         expected = [reference(batch) for batch in batches]
         differences = {engine: max(float(np.abs(run(batch).reshape(want.shape) - want).max())
