@@ -75,3 +75,16 @@ def test_two_faces_of_about_one_size_in_the_origin_are_left_to_the_fine_pass(pip
     assert len(two_found) == 2 and two_found[0].area < rule.dominant * two_found[1].area
     assert rule.largest(pipeline.detector, two, two_found) is None
     assert rule.largest(pipeline.detector, one, one_found) is not None
+
+
+def test_a_non_match_left_to_the_fine_pass_reports_both_faces_quality(pipeline: FacePipeline,
+                                                                      fine: FacePipeline) -> None:
+    """The coarse answer is dropped on its similarity alone; the answer given still measures both faces."""
+    origin, target = full_hd_jpeg("obama.jpg"), full_hd_jpeg("biden.jpg")
+    answer, fine_answer = pipeline.compare(origin, target), fine.compare(origin, target)
+    assert not answer.is_match and not fine_answer.is_match
+    for got, want in ((answer.face, fine_answer.face), (answer.match, fine_answer.match)):
+        assert got is not None and want is not None and got.quality is not None and want.quality is not None
+        assert got.quality.size_px == want.quality.size_px
+        assert abs(got.quality.brightness - want.quality.brightness) < 1.0
+        assert abs(got.quality.pose.yaw - want.quality.pose.yaw) < 2.0
