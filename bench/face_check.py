@@ -9,15 +9,16 @@ Non-face photos: bench/nonface_set.py (registry sample images, rescaled and crop
 photos, LFW dev (every N-th photo), the NUAA frames (live and printed-photo attacks: both show a face), and
 every other of those LFW photos pasted with a 50, 64 and 80 px face into Full HD scenes
 (bench/small_faces.py). Every box the detector reports is measured (before any check), each as the pipeline
-would see it: the second look on the decoded pixels (shipped) and on the pixels its crops come from, the
-landmarks' agreement with the box, both recognizers' embedding lengths before normalising, the liveness
-score. A non-face photo counts if any box passes a rule; a face photo if none does. Every set is split into
-halves (non-faces by source image, LFW and scenes by person, NUAA by subject, test photos alternately):
+would see it: the second look on the decoded pixels (session 3) and on the pixels its crops come from
+(shipped), the landmarks' agreement with the box, both recognizers' embedding lengths before normalising,
+the liveness score. A non-face photo counts if any box passes a rule; a face photo if none does; and the
+face photos' boxes that the shipped check keeps and a rule drops. Every set is split into halves
+(non-faces by source image, LFW and scenes by person, NUAA by subject, test photos alternately):
 choose on "tune", read "check". The table holds numbers only: no pixels, no embeddings, no file names.
 
 `cost`: ms per compare in process, this checkout against another (e.g. a worktree of main) in turns, one
-compare each, for two Full HD portraits, a portrait and a 50 px face in a Full HD scene, a portrait and a
-photo without a face (the origin's face is then embedded to be checked), a portrait and a group photo.
+compare each, for two Full HD portraits, a portrait and a 50 px face in a Full HD scene, a portrait and the
+cat photo (no face) at Full HD, a portrait and a group photo.
 """
 
 from __future__ import annotations
@@ -54,20 +55,19 @@ class Box:
     score: float
     aspect: float
     width: float  # in the decoded pixels the detector saw
-    second_look: float  # shipped: on the decoded pixels; 0 when not found again
-    second_look_sharp: float  # on the pixels the crops come from (the file decoded larger for a small box)
+    second_look: float  # session 3: on the decoded pixels; 0 when not found again
+    second_look_sharp: float  # shipped: on the pixels the crops come from (the file decoded larger if small)
     template_error: float  # RMS px (of 112) of the five points from the ArcFace template after alignment
     landmark_spread: float  # the 68 points' horizontal extent / box width
     landmark_offset: float  # the 68 points' centre from the box's centre / box width
     landmark_repeat: float  # RMS shift of the 68 points, landmarks run again on the box re-centred on them / width
-    norm_first: float  # first recognizer's embedding length before normalising (flip-averaged, as embedded)
+    norm_first: float  # first recognizer's embedding length before normalising, as the pipeline embeds
     norm_second: float
     liveness: float  # 0-100
 
 
 def lengths(pipeline: FacePipeline, pixels: np.ndarray, matrices: list[np.ndarray]) -> list[np.ndarray]:
-    """Each recognizer's embedding lengths before normalising, as the pipeline embeds (the first one's is the
-    shipped check's)."""
+    """Each recognizer's embedding lengths before normalising, as the pipeline embeds."""
     return [member.embed_measured([(pixels, m) for m in matrices])[1] for member in pipeline.recognizer.members]
 
 
