@@ -47,8 +47,11 @@ class DecodedImage:
     source: bytes | None = None
     limits: DecodeLimits | None = None
     file_long_side: int = 0
-    # The larger decodes already made, by long side: the face check and the crops ask for the same one.
-    _sharper: dict[int, DecodedImage] = field(default_factory=dict, compare=False, repr=False)
+    # Decoded by libjpeg-turbo straight (`_decode_plain_jpeg`): the header tells the size any scale gives.
+    by_libjpeg: bool = False
+    # The larger decodes already made, by the size they have (else by the long side asked for): the face
+    # check and the crops ask for the same one, or for sizes a pixel apart that DCT scaling rounds alike.
+    _sharper: dict[int | tuple[int, int], DecodedImage] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def height(self) -> int:
@@ -73,9 +76,23 @@ class DecodedImage:
         if self.source is None or self.limits is None or self.long_side >= self.file_long_side:
             return self
         long_side = min(self.file_long_side, math.ceil(self.long_side * factor))
-        if long_side not in self._sharper:
-            self._sharper[long_side] = decode_image(self.source, replace(self.limits, decode_long_side=long_side))
-        return self._sharper[long_side]
+        size = self._decoded_size(long_side)
+        if size not in self._sharper:
+            decoded = decode_image(self.source, replace(self.limits, decode_long_side=long_side))
+            self._sharper[size if decoded.by_libjpeg else long_side] = decoded
+            return decoded
+        return self._sharper[size]
+
+    def _decoded_size(self, long_side: int) -> int | tuple[int, int]:
+        """(height, width) a decode for `long_side` will have, read from the header, for a JPEG libjpeg-turbo
+        decodes straight; else `long_side` itself."""
+        if not self.by_libjpeg or self.source is None:
+            return long_side
+        height, width = simplejpeg.decode_jpeg_header(self.source)[:2]
+        min_width, min_height = _minimum_size(width, height, long_side)
+        scaled_height, scaled_width = simplejpeg.decode_jpeg_header(self.source, min_height=min_height,
+                                                                    min_width=min_width)[:2]
+        return scaled_height, scaled_width
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -105,6 +122,7 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
             _check_bounds(image.size, limits)
             file_long_side = max(image.size)
             plain = _decode_plain_jpeg(data, image, limits.decode_long_side) if kind == "jpeg" else None
+            by_libjpeg = plain is not None
             if plain is None:
                 if kind == "jpeg":
                     _draft_large_jpeg(image, limits.decode_long_side)
@@ -118,8 +136,9 @@ def decode_image(data: bytes, limits: DecodeLimits = DecodeLimits()) -> DecodedI
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise BadInput(f"corrupt or truncated {kind} image") from exc
     if max(plain.shape[:2]) >= file_long_side:
-        return DecodedImage(pixels=plain, format=kind)
-    return DecodedImage(pixels=plain, format=kind, source=data, limits=limits, file_long_side=file_long_side)
+        return DecodedImage(pixels=plain, format=kind, by_libjpeg=by_libjpeg)
+    return DecodedImage(pixels=plain, format=kind, source=data, limits=limits, file_long_side=file_long_side,
+                        by_libjpeg=by_libjpeg)
 
 
 def _rgb(image: Image.Image) -> np.ndarray:
@@ -145,13 +164,17 @@ def _decode_plain_jpeg(data: bytes, image: Image.Image, long_side: int) -> np.nd
     libjpeg only warns about (stray bytes, a short scan): Pillow decides those, as it always has."""
     if image.mode not in ("RGB", "L") or image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
         return None
-    width, height = image.size
-    ratio = min(1.0, long_side / max(width, height))
+    min_width, min_height = _minimum_size(*image.size, long_side)
     try:
-        return simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=math.ceil(width * ratio),
-                                      min_height=math.ceil(height * ratio))
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=min_width, min_height=min_height)
     except ValueError:
         return None
+
+
+def _minimum_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """The (width, height) a DCT-scaled decode must reach for `long_side`: the file's own size at most."""
+    ratio = min(1.0, long_side / max(width, height))
+    return math.ceil(width * ratio), math.ceil(height * ratio)
 
 
 def _draft_large_jpeg(image: Image.Image, long_side: int) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import ExifTags, Image
 
+from bench.photos import full_hd_jpeg
 from engine.decode import DecodeLimits, decode_image, sniff_format
 from engine.errors import BadInput
 from tests.conftest import encode, save_image
@@ -100,3 +102,31 @@ def test_jpeg_libjpeg_only_warns_about_decodes_as_pillow_decodes_it(photo) -> No
     damaged = data[:scan] + b"\x00\x00" + data[scan:]
     decoded = decode_image(damaged).pixels
     np.testing.assert_array_equal(decoded, _pillow_decoded(damaged, 960))
+
+
+def test_requests_that_dct_scaling_rounds_alike_share_one_decode_of_the_same_pixels() -> None:
+    """The refined box and the fine box of one face ask for sizes a pixel or two apart: one decode serves both
+    (a face's second decode cost twice per compare before), and it is the decode each would have made."""
+    data = full_hd_jpeg("biden.jpg")
+    image = decode_image(data)
+    assert image.width == 960 and image.by_libjpeg
+    first, second = image.sharper(1.79), image.sharper(1.8)  # asks for 1719 and 1728: both decode at 1920
+    assert second is first and first.width == 1920
+    for asked in (1719, 1728):
+        alone = decode_image(data, replace(DecodeLimits(), decode_long_side=asked)).pixels
+        assert np.array_equal(first.pixels, alone)
+    smaller = image.sharper(1.05)  # 1008: 5/8 of the file, 1200 wide
+    assert smaller.width == 1200 and smaller is not first
+    assert image.sharper(1.06) is smaller
+
+
+def test_a_rotated_jpegs_second_decodes_are_kept_by_the_size_asked_for() -> None:
+    with Image.open(io.BytesIO(full_hd_jpeg("biden.jpg"))) as image:
+        exif = Image.Exif()
+        exif[ExifTags.Base.Orientation] = 6
+        rotated = save_image(image, "JPEG", quality=90, exif=exif.tobytes())
+    decoded = decode_image(rotated)
+    assert not decoded.by_libjpeg and decoded.height == 960
+    sharper = decoded.sharper(2.0)
+    assert sharper.height == 1920 and decoded.sharper(2.0) is sharper
+    assert np.array_equal(sharper.pixels, decode_image(rotated, DecodeLimits(decode_long_side=1920)).pixels)
