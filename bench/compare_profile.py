@@ -64,8 +64,6 @@ def categories(stats: pstats.Stats, rounds: int) -> list[tuple[str, float, float
             rows.append(("models: ONNX Runtime run", calls, own))
         elif name == "decode_image" and filename.endswith("decode.py"):
             rows.append(("decode_image (cumulative)", calls, cumulative))
-        elif name.endswith("decode_jpeg>"):
-            rows.append(("  of which libjpeg-turbo (simplejpeg)", calls, own))
         elif filename == "~" and re.fullmatch(r"<[A-Za-z0-9]+>", name):
             rows.append((f"OpenCV {name.strip('<>')}", calls, own))
     return sorted(((label, calls / rounds, ms * 1000 / rounds) for label, calls, ms in rows), key=lambda r: -r[2])
