@@ -87,7 +87,8 @@ def flip_small_faces(pipeline: FacePipeline) -> None:
 
 def int8_stages(*stages: str) -> Callable[[FacePipeline], None]:
     """These stages from the int8-mixed pipeline (the Q/DQ models of the last calibration, docs/INT8.md), the
-    others in FP32: which stage's INT8 costs what. The face check's second look is the detector's."""
+    others in FP32: which stage's INT8 costs what. The face check's second look is a stage of its own: it holds
+    the detector it looks with."""
 
     def swap(pipeline: FacePipeline) -> None:
         mixed = FacePipeline(replace(pipeline.config, precision=MIXED_INT8))
@@ -113,6 +114,7 @@ TRIES: dict[str, Callable[[FacePipeline], None]] = {
     "flip-small-faces": flip_small_faces,
     "int8-mixed": int8_stages("detector", "face_check", "landmarks"),
     "int8-detector": int8_stages("detector", "face_check"),
+    "int8-mixed-fp32-second-look": int8_stages("detector", "landmarks"),
 }
 
 
