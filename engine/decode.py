@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import simplejpeg
@@ -47,6 +47,8 @@ class DecodedImage:
     source: bytes | None = None
     limits: DecodeLimits | None = None
     file_long_side: int = 0
+    # The larger decodes already made, by long side: the face check and the crops ask for the same one.
+    _sharper: dict[int, DecodedImage] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def height(self) -> int:
@@ -71,7 +73,9 @@ class DecodedImage:
         if self.source is None or self.limits is None or self.long_side >= self.file_long_side:
             return self
         long_side = min(self.file_long_side, math.ceil(self.long_side * factor))
-        return decode_image(self.source, replace(self.limits, decode_long_side=long_side))
+        if long_side not in self._sharper:
+            self._sharper[long_side] = decode_image(self.source, replace(self.limits, decode_long_side=long_side))
+        return self._sharper[long_side]
 
 
 def sniff_format(data: bytes) -> str | None:

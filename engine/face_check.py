@@ -1,11 +1,13 @@
-"""Refusing boxes that are not faces: the detector looks again at each box's own neighbourhood, with the
-face brought to the size its anchors see best, and a box it does not find again is dropped.
+"""Refusing boxes that are not faces: the detector looks again at each box's own neighbourhood, with the face
+brought to the size its anchors see best, in the pixels the face's crops are taken from (the file decoded
+larger for a small face), and a box it does not find again is dropped.
 
 Why this check: on registry sample photos without a face (a cat, coins, text, textures, a motorcycle) the
 detector reports boxes at confidence up to 1.0, while real faces, 50 px ones included, are found again in
-their crop nearly always at 0.9 or more. The confidence itself, the box's shape, the landmarks' fit to the
-face template and the recognizer's embedding length were measured too and separate worse
-(docs/ACCURACY.md, "Refusing what is not a face").
+their crop nearly always at 0.97 or more. The confidence itself, the box's shape, the landmarks' fit and
+stability, the recognizers' embedding lengths and the liveness score were measured too: none refuses more
+without losing real faces, profiles and small faces in the background first (docs/ACCURACY.md, "Refusing
+what is not a face").
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ class FaceCheck:
             index += len(detections)
         return result
 
-    def keep(self, images: list[np.ndarray], found: list[list[Detection]]) -> list[list[Detection]]:
-        looks = self.second_look(images, found)
+    def keep(self, sources: list[tuple[np.ndarray, list[Detection]]],
+             found: list[list[Detection]]) -> list[list[Detection]]:
+        """The boxes of `found` found again in their image's crop source: the pixels and the same boxes in them."""
+        looks = self.second_look([pixels for pixels, _ in sources], [boxes for _, boxes in sources])
         return [[d for d, score in zip(detections, scores, strict=True) if score > 0]
                 for detections, scores in zip(found, looks, strict=True)]

@@ -186,8 +186,13 @@ class FacePipeline:
 
     def detect(self, images: list[DecodedImage]) -> list[list[Detection]]:
         """The faces of each image, largest first: the detector's boxes that its second look confirms."""
-        pixels = [image.pixels for image in images]
-        return self.face_check.keep(pixels, self.detector.detect(pixels))
+        return self.checked(images, self.detector.detect([image.pixels for image in images]))
+
+    def checked(self, images: list[DecodedImage], found: list[list[Detection]]) -> list[list[Detection]]:
+        """The boxes the detector finds again, looking at each in the pixels its crops come from (`crop_source`):
+        a small face of a large JPEG is looked at in the file's own pixels, not enlarged from the decoded ones."""
+        sources = [self.crop_source(image, boxes) for image, boxes in zip(images, found, strict=True)]
+        return self.face_check.keep(sources, found)
 
     def faces(self, images: list[np.ndarray], detections: list[list[Detection]]) -> list[list[Face]]:
         """Landmarks, alignment and embeddings for the given detections, batched over all images."""
@@ -270,13 +275,12 @@ class FacePipeline:
         """The fine pass's answer, from the coarse pass where it already holds it (engine/coarse.py)."""
         coarse_origin, coarse_target = self.detector.detect([origin.pixels, target.pixels], rule.canvas)
         origin_box = rule.largest(self.detector, origin.pixels, coarse_origin)
-        if origin_box is not None and not self.face_check.keep([origin.pixels], [[origin_box]])[0]:
+        if origin_box is not None and not self.checked([origin], [[origin_box]])[0]:
             origin_box = None
         probe: Face | None = None
         embedded: list[Face] = []
         if origin_box is not None:
-            (target_boxes,) = self.face_check.keep(
-                [target.pixels], [rule.candidates(self.detector, target.pixels, coarse_target)])
+            (target_boxes,) = self.checked([target], [rule.candidates(self.detector, target.pixels, coarse_target)])
             (probe,), embedded = self.embedded([origin, target], [[origin_box], target_boxes])
             if embedded:
                 answer = self._answer(origin, target, probe, embedded, threshold)

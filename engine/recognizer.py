@@ -30,16 +30,21 @@ class ArcFaceRecognizer:
 
     def embed(self, faces: list[Aligned]) -> np.ndarray:
         """(N, D) unit vectors for N faces of RGB images, each warped by its matrix to the crop."""
+        return self.embed_measured(faces)[0]
+
+    def embed_measured(self, faces: list[Aligned]) -> tuple[np.ndarray, np.ndarray]:
+        """`embed`, and each embedding's length before normalising (of the mean over the crop and its mirror),
+        which bench/face_check.py measures as a sign of what is not a face."""
         if not faces:
-            return np.zeros((0, 0), dtype=np.float32)
+            return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.float32)
         size = self.spec.input.size
         requests = [Warp(pixels, matrix, size) for pixels, matrix in faces]
         if self.flip:
             requests += [Warp(pixels, matrix, size, flip=True) for pixels, matrix in faces]
-        output = next(iter(self.backend.infer_images(self.spec.input, requests).values()))
+        output = next(iter(self.backend.infer_images(self.spec.input, requests).values())).astype(np.float32)
         if self.flip:
-            output = output[: len(faces)] + output[len(faces) :]
-        return l2_normalise(output.astype(np.float32))
+            output = (output[: len(faces)] + output[len(faces) :]) / 2
+        return l2_normalise(output), np.linalg.norm(output, axis=1)
 
 
 class RecognizerEnsemble:

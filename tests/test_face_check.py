@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from engine.pipeline import FacePipeline
+from tests.conftest import encode
+from tests.test_small_faces import scene_with
 
 FACE_PHOTOS = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama_partial_face.jpg",
                "obama_partial_face2.jpg", "32bit.png", *(f"sample{i}.jpg" for i in range(1, 7))]
@@ -26,3 +28,17 @@ def test_every_face_of_the_test_photos_is_kept(pipeline: FacePipeline, photo, na
     image = pipeline.decode(photo(name))
     (boxes,) = pipeline.detector.detect([image.pixels])
     assert pipeline.detect([image]) == [boxes]
+
+
+def test_a_small_face_is_looked_at_again_in_the_files_own_pixels(pipeline: FacePipeline, photo) -> None:
+    """A 32 px face of a Full HD JPEG is 18 px in the 960-px decode: its second look takes the file decoded
+    larger, the same decode its crops are then taken from (made once)."""
+    image = pipeline.decode(encode(scene_with(pipeline, photo("obama2.jpg"), 32), "JPEG", quality=90))
+    (found,) = pipeline.detector.detect([image.pixels])
+    pixels, boxes = pipeline.crop_source(image, found)
+    assert pixels.shape[1] > image.width
+    assert pipeline.crop_source(image, found)[0] is pixels
+    (decoded,), (sharper,) = (pipeline.face_check.second_look([p], [b]) for p, b in
+                              ((image.pixels, found), (pixels, boxes)))
+    assert sharper[0] >= decoded[0] > 0.9
+    assert pipeline.detect([image]) == [found]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import onnx
 import onnxruntime as ort
 
 from engine.backends.base import BackendInfo
+from engine.backends.denormals import denormals_as_zero
 from engine.backends.limits import onnxruntime_limits
 from engine.preprocess import ImageInput, cpu_blob
 from models.manifest import InputSpec
@@ -21,15 +23,18 @@ OPTIMISATION = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
                 "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 
 
-def session_options(threads: int, optimisation: str = "all", spin: bool = False) -> ort.SessionOptions:
+def session_options(threads: int, optimisation: str = "all", spin: bool = False,
+                    zero_denormals: bool = True) -> ort.SessionOptions:
     """Explicit threads, no spin-waiting and no per-shape memory plans: several models' pools, the compare
-    threads and other processes share a few cores, and a pool spinning for work only takes the cores from them."""
+    threads and other processes share a few cores, and a pool spinning for work only takes the cores from them.
+    `zero_denormals` sets DAZ/FTZ on the intra-op pool's threads (the caller's: `denormals_as_zero`)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = OPTIMISATION[optimisation]
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    options.add_session_config_entry("session.set_denormal_as_zero", "1" if zero_denormals else "0")
     options.log_severity_level = 3
     # A memory pattern is planned and kept per input shape; the detector's canvas fits each image, so its
     # shapes vary and the kept plans raised peak RSS by 60 MB or more at no gain in speed (docs/PERFORMANCE.md).
@@ -40,19 +45,24 @@ def session_options(threads: int, optimisation: str = "all", spin: bool = False)
 class OnnxRuntimeBackend:
     """One InferenceSession per model, created once; ORT sessions are safe to run from several threads.
 
-    `optimisation`, `unfold`, `spin` and `flush` are the measured best by default; the benchmarks set them
-    to compare.
+    `optimisation`, `unfold`, `spin`, `flush` (denormal weights) and `zero_denormals` (denormal activations)
+    are the measured best by default; the benchmarks set them to compare.
     """
 
     def __init__(self, onnx_path: Path, *, precision: str = "fp32", max_batch: int = 32, threads: int = 0,
-                 optimisation: str = "all", unfold: bool = True, spin: bool = False, flush: bool = True) -> None:
+                 optimisation: str = "all", unfold: bool = True, spin: bool = False, flush: bool = True,
+                 zero_denormals: bool = True) -> None:
         model = onnx.load(str(onnx_path))
         if unfold:
             unfold_prelu(model)
         if flush:
             flush_denormals(model)
-        self._session = ort.InferenceSession(model.SerializeToString(), session_options(threads, optimisation, spin),
-                                             providers=["CPUExecutionProvider"])
+        self.zero_denormals = zero_denormals
+        options = session_options(threads, optimisation, spin, zero_denormals)
+        # The process's first session sets its option's flags on the thread creating it, for good: put them back.
+        with denormals_as_zero():
+            self._session = ort.InferenceSession(model.SerializeToString(), options,
+                                                 providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self._session.get_inputs()]
         self.output_names = [o.name for o in self._session.get_outputs()]
         limits = onnxruntime_limits(max_batch)
@@ -63,7 +73,8 @@ class OnnxRuntimeBackend:
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._session is None:
             raise RuntimeError("the model was closed")
-        outputs = self._session.run(self.output_names, inputs)
+        with denormals_as_zero() if self.zero_denormals else nullcontext():
+            outputs = self._session.run(self.output_names, inputs)
         return dict(zip(self.output_names, outputs, strict=True))
 
     def infer_images(self, spec: InputSpec, requests: list[ImageInput]) -> dict[str, np.ndarray]:
