@@ -7,16 +7,22 @@ Pairs: the one-face test photos as 1920x1080 JPEGs against each other ("portrait
 for `--duration` seconds or `--max-requests` requests, whichever ends first. Without `--url`, a
 `facecompare serve` is started on 127.0.0.1 with a temporary data directory and its fresh key (from
 `--checkout DIR`: another checkout's code), and its time from start to `/readyz` 200 is reported too.
-The server's CPU time per compare (user + system, warm-up included) tells what the machine could
-serve alone, however busy it is now. The server's peak RSS is its VmHWM, from its pid (`--pid`, the
-one started, or the process listening on the URL's port).
+The server's CPU time per compare (user + system, after the warm-up) tells what the machine could
+serve alone, however busy it is now. The client's own CPU per compare (this process, user + system) is
+reported beside it: it runs on the same cores, so the compares/s at a level can be read against the full
+CPU-bound limit and against the limit with the client's share taken out. The client is as cheap as a real
+one can be: each pair's multipart body is built once (aiohttp's own writer, so the server receives the same
+bytes and headers as from a `FormData`) and sent as it is. The server's peak RSS is its VmHWM, from its
+pid (`--pid`, the one started, or the process listening on the URL's port).
 
 Beside the HTTP figures, the same pairs are compared in process (bench/inprocess.py, a process of its own
 running the served checkout's code): at concurrency 1, one in-process compare before each HTTP one, so
 both meet the same load. The ratios that judge the service against its own pipeline come from the two:
 the HTTP p50 at concurrency 1 over the in-process p50; the compares/s at each level over the CPU-bound
 limit (cores x 1000 / in-process CPU ms per compare), which only means something when the server has the
-cores to itself; and, whatever else runs, the in-process CPU ms per compare over the server's.
+cores to itself, and over that limit with the client's CPU per compare added to the in-process one (what the
+cores could serve while also running this client); and, whatever else runs, the in-process CPU ms per
+compare over the server's.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import asyncio
 import itertools
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -48,9 +55,26 @@ WARM_UP = 4
 
 @dataclass(frozen=True)
 class Pair:
+    """A photo pair and the multipart body that carries it, built once."""
+
     kind: str
     origin: bytes
     target: bytes
+    body: bytes = field(repr=False)
+    content_type: str
+
+
+def multipart_body(origin: bytes, target: bytes) -> tuple[bytes, str]:
+    """The compare form as aiohttp sends it (its own writer), with its Content-Type."""
+    form = aiohttp.FormData()
+    form.add_field("originFace", origin, filename="origin.jpg", content_type="image/jpeg")
+    form.add_field("targetFace", target, filename="target.jpg", content_type="image/jpeg")
+    writer = form()
+    return asyncio.run(writer.as_bytes()), writer.content_type
+
+
+def pair(kind: str, origin: bytes, target: bytes) -> Pair:
+    return Pair(kind, origin, target, *multipart_body(origin, target))
 
 
 @dataclass
@@ -64,10 +88,10 @@ class Samples:
 def make_pairs(group_every: int) -> list[Pair]:
     """The request cycle: portrait pairs, with a group pair in place of every `group_every`-th (0: none)."""
     portraits = {name: full_hd_jpeg(name) for name in PORTRAITS}
-    cycle = [Pair("portrait", portraits[a], portraits[b]) for a, b in itertools.combinations(PORTRAITS, 2)]
+    cycle = [pair("portrait", portraits[a], portraits[b]) for a, b in itertools.combinations(PORTRAITS, 2)]
     if group_every <= 0:
         return cycle
-    groups = [Pair("group", portraits[PORTRAITS[i % len(PORTRAITS)]], asset_path(name).read_bytes())
+    groups = [pair("group", portraits[PORTRAITS[i % len(PORTRAITS)]], asset_path(name).read_bytes())
               for i, name in enumerate(GROUPS)]
     pairs: list[Pair] = []
     portrait_iter, group_iter = itertools.cycle(cycle), iter(groups)
@@ -90,10 +114,8 @@ def summary(values: list[float]) -> dict[str, float | int | None]:
 
 
 async def _post(session: aiohttp.ClientSession, url: str, key: str, pair: Pair) -> int:
-    form = aiohttp.FormData()
-    form.add_field("originFace", pair.origin, filename="origin.jpg", content_type="image/jpeg")
-    form.add_field("targetFace", pair.target, filename="target.jpg", content_type="image/jpeg")
-    async with session.post(url, data=form, headers={"x-api-key": key}) as response:
+    headers = {"x-api-key": key, "Content-Type": pair.content_type}
+    async with session.post(url, data=pair.body, headers=headers) as response:
         await response.read()
         return response.status
 
@@ -104,10 +126,10 @@ class InProcess:
     def __init__(self, pairs: list[Pair], checkout: Path) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="fc-inprocess-")
         listing = []
-        for index, pair in enumerate(pairs):
-            for side, data in (("origin", pair.origin), ("target", pair.target)):
+        for index, each in enumerate(pairs):
+            for side, data in (("origin", each.origin), ("target", each.target)):
                 Path(self._folder.name, f"{index}-{side}.jpg").write_bytes(data)
-            listing.append({"kind": pair.kind, "origin": f"{index}-origin.jpg", "target": f"{index}-target.jpg"})
+            listing.append({"kind": each.kind, "origin": f"{index}-origin.jpg", "target": f"{index}-target.jpg"})
         Path(self._folder.name, "pairs.json").write_text(json.dumps(listing))
         worker = [sys.executable, str(Path(__file__).with_name("inprocess.py")), self._folder.name]
         self._process = subprocess.Popen(worker, cwd=checkout, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -144,25 +166,33 @@ async def _worker(session: aiohttp.ClientSession, url: str, key: str, pairs: lis
         if time.monotonic() >= deadline or budget[0] <= 0:
             return
         budget[0] -= 1
-        pair = pairs[index % len(pairs)]
+        current = pairs[index % len(pairs)]
         if inprocess is not None:
             await asyncio.to_thread(inprocess.ask, index % len(pairs))
         started = time.perf_counter()
         try:
-            status = await _post(session, url, key, pair)
+            status = await _post(session, url, key, current)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             samples.errors[type(exc).__name__] += 1
             continue
         if status == 200:
-            samples.ms[pair.kind].append((time.perf_counter() - started) * 1000)
+            samples.ms[current.kind].append((time.perf_counter() - started) * 1000)
         else:
             samples.errors[str(status)] += 1
 
 
+def client_cpu_seconds() -> float:
+    """User + system CPU time of this process (the load generator), its children (the in-process worker) not
+    counted."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, duration: float,
-                    max_requests: int, inprocess: InProcess | None = None) -> dict:
+                    max_requests: int, inprocess: InProcess | None = None, pid: int | None = None) -> dict:
     """One concurrency level: a short warm-up, then `concurrency` clients for `duration` seconds (each HTTP
-    compare after one in `inprocess`, when given)."""
+    compare after one in `inprocess`, when given). The server's (`pid`) and the client's CPU per request are
+    counted after the warm-up."""
     url = base.rstrip("/") + "/v1/compare"
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -170,13 +200,20 @@ async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, du
         for pair in pairs[:WARM_UP]:
             await _post(session, url, key, pair)
         samples, budget = Samples(), [max_requests]
+        server_before, client_before = cpu_seconds(pid), client_cpu_seconds()
         started = time.monotonic()
         await asyncio.gather(*(_worker(session, url, key, pairs, i * 7, started + duration, budget, samples,
                                        inprocess) for i in range(concurrency)))
         elapsed = time.monotonic() - started
+        server_after, client_after = cpu_seconds(pid), client_cpu_seconds()
     everything = [ms for values in samples.ms.values() for ms in values]
-    return {**summary(everything), "rps": round(len(everything) / elapsed, 2), "errors": dict(samples.errors),
-            "by_kind": {kind: summary(values) for kind, values in samples.ms.items() if values}}
+    requests = max(1, len(everything) + sum(samples.errors.values()))
+    stats = {**summary(everything), "rps": round(len(everything) / elapsed, 2), "errors": dict(samples.errors),
+             "by_kind": {kind: summary(values) for kind, values in samples.ms.items() if values},
+             "client_cpu_ms_per_compare": round((client_after - client_before) * 1000 / requests, 2)}
+    if server_before is not None and server_after is not None:
+        stats["server_cpu_ms_per_compare"] = round((server_after - server_before) * 1000 / requests, 2)
+    return stats
 
 
 def pid_listening_on(port: int) -> int | None:
@@ -222,8 +259,10 @@ def cpu_seconds(pid: int | None) -> float | None:
 
 def ratios(levels: dict[str, dict], inprocess: dict) -> dict[str, float]:
     """The service against its own pipeline: HTTP p50 over in-process p50 at concurrency 1 (overall and per
-    kind), each level's compares/s over the CPU-bound limit of this machine's cores, and the in-process CPU
-    per compare over the server's at each level."""
+    kind), each level's compares/s over the CPU-bound limit of this machine's cores (`_rps_over_limit`) and
+    over that limit with the load generator's measured CPU per compare taken out of the cores
+    (`_rps_over_limit_without_client`: cores x 1000 / (in-process + client CPU ms per compare)), and the
+    in-process CPU per compare over the server's at each level."""
     cores = len(os.sched_getaffinity(0))
     limit = cores * 1000 / inprocess["cpu_ms_per_compare"]
     result = {"cores": cores, "cpu_bound_limit_per_s": round(limit, 2)}
@@ -235,6 +274,8 @@ def ratios(levels: dict[str, dict], inprocess: dict) -> dict[str, float]:
             result[f"c1_p50_http_over_inprocess_{kind}"] = round(part["p50_ms"] / floor, 3)
     for level, stats in levels.items():
         result[f"c{level}_rps_over_limit"] = round(stats["rps"] / limit, 3)
+        client_limit = cores * 1000 / (inprocess["cpu_ms_per_compare"] + stats["client_cpu_ms_per_compare"])
+        result[f"c{level}_rps_over_limit_without_client"] = round(stats["rps"] / client_limit, 3)
         if stats.get("server_cpu_ms_per_compare"):
             result[f"c{level}_cpu_efficiency"] = round(inprocess["cpu_ms_per_compare"]
                                                        / stats["server_cpu_ms_per_compare"], 3)
@@ -246,13 +287,9 @@ def run(base: str, key: str, pid: int | None, args: argparse.Namespace) -> dict:
     alongside = InProcess(pairs, args.checkout or REPO) if args.inprocess and 1 in args.concurrency else None
     levels = {}
     for concurrency in args.concurrency:
-        before = cpu_seconds(pid)
-        stats = asyncio.run(run_level(base, key, pairs, concurrency, args.duration, args.max_requests,
-                                      alongside if concurrency == 1 else None))
-        after = cpu_seconds(pid)
-        if before is not None and after is not None:
-            stats["server_cpu_ms_per_compare"] = round((after - before) * 1000 / (stats["n"] + WARM_UP), 2)
-        levels[str(concurrency)] = stats
+        levels[str(concurrency)] = asyncio.run(run_level(base, key, pairs, concurrency, args.duration,
+                                                         args.max_requests, alongside if concurrency == 1 else None,
+                                                         pid))
     result = {"concurrency": levels, "peak_rss_mb": peak_rss_mb(pid), "load_average": os.getloadavg()}
     if alongside is not None:
         alongside.close()
@@ -308,7 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     for level, stats in result["concurrency"].items():
         print(f"concurrency {level:>3}: p50 {stats['p50_ms']} ms  p95 {stats['p95_ms']} ms  p99 {stats['p99_ms']} ms"
               f"  {stats['rps']} compares/s  errors {stats['errors']}"
-              f"  server CPU {stats.get('server_cpu_ms_per_compare')} ms/compare")
+              f"  server CPU {stats.get('server_cpu_ms_per_compare')} ms/compare"
+              f"  client CPU {stats['client_cpu_ms_per_compare']} ms/compare")
         for kind, part in stats["by_kind"].items():
             print(f"    {kind:8s} n={part['n']}  p50 {part['p50_ms']}  p95 {part['p95_ms']}  p99 {part['p99_ms']}")
     print(f"peak RSS {result['peak_rss_mb']} MB" + (f", ready in {result['ready_s']} s" if "ready_s" in result else ""))

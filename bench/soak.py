@@ -1,11 +1,13 @@
 """Overload soak: the real service on loopback, driven at a multiple of the rate it sustains, for a while.
 
-    python -m bench.soak --duration 600 --rate-factor 2 [--workers 4 --queue-size 64] [--out FILE]
+    python -m bench.soak --duration 600 --rate-factor 2 [--workers 4 --queue-size 64] [--photo-mix] [--out FILE]
 
 It starts `facecompare serve` (a fresh data directory, the cached models), measures the sustainable rate
 with a closed loop of `workers + queue_size` clients (as many as it admits, so batches fill as they do
 under overload; capped at 32), then sends compares of two Full HD JPEGs open-loop at
-`rate-factor` times that rate. Passes when: every answer is 200 or the documented 503 / 1002 with
+`rate-factor` times that rate. With `--photo-mix`, the compares cycle through bench.latency's pairs instead
+(Full HD portraits, every 4th target a group photo), so requests of several canvas sizes meet in the
+batchers. Passes when: every answer is 200 or the documented 503 / 1002 with
 Retry-After; admitted compares finish within the bound their admission limit implies; /readyz and /metrics
 answer within a second throughout; and the server's memory does not grow from the first half of the run
 to the second. The report goes to stdout and, with --out, to a file.
@@ -17,16 +19,20 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import itertools
+import json
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
+from bench.latency import make_pairs
 from bench.photos import full_hd_jpeg
 from tests.memory import rss_mib
 from tests.service_process import ServiceProcess
@@ -68,7 +74,22 @@ async def compare(session: aiohttp.ClientSession, url: str, payload: bytes, tall
         tally.undocumented.append(f"{status} {body}")
 
 
-async def closed_loop(session: aiohttp.ClientSession, url: str, payload: bytes, clients: int,
+Payloads = Iterator[bytes]
+
+
+def json_body(origin: bytes, target: bytes) -> bytes:
+    return json.dumps({"originFace": base64.b64encode(origin).decode(),
+                       "targetFace": base64.b64encode(target).decode()}).encode()
+
+
+def payloads(photo_mix: bool) -> Payloads:
+    """The request bodies, built once and sent in turn: one portrait pair, or bench.latency's mix."""
+    if not photo_mix:
+        return itertools.repeat(json_body(full_hd_jpeg("obama.jpg"), full_hd_jpeg("obama2.jpg")))
+    return itertools.cycle([json_body(pair.origin, pair.target) for pair in make_pairs(group_every=4)])
+
+
+async def closed_loop(session: aiohttp.ClientSession, url: str, bodies: Payloads, clients: int,
                       seconds: float) -> float:
     """Compares per second with `clients` callers, each waiting for its answer before the next call."""
     tally = Tally()
@@ -76,14 +97,14 @@ async def closed_loop(session: aiohttp.ClientSession, url: str, payload: bytes, 
 
     async def client() -> None:
         while time.monotonic() < deadline:
-            await compare(session, url, payload, tally)
+            await compare(session, url, next(bodies), tally)
 
     started = time.monotonic()
     await asyncio.gather(*(client() for _ in range(clients)))
     return tally.answers[(200, None)] / (time.monotonic() - started)
 
 
-async def open_loop(session: aiohttp.ClientSession, url: str, payload: bytes, rate: float, seconds: float,
+async def open_loop(session: aiohttp.ClientSession, url: str, bodies: Payloads, rate: float, seconds: float,
                     max_outstanding: int, tally: Tally) -> None:
     """Arrivals at a fixed rate whatever the answers; beyond `max_outstanding` the client itself sheds."""
     outstanding: set[asyncio.Task[None]] = set()
@@ -95,7 +116,7 @@ async def open_loop(session: aiohttp.ClientSession, url: str, payload: bytes, ra
             if len(outstanding) >= max_outstanding:
                 tally.shed_by_client += 1
                 continue
-            task = asyncio.create_task(compare(session, url, payload, tally))
+            task = asyncio.create_task(compare(session, url, next(bodies), tally))
             outstanding.add(task)
             task.add_done_callback(outstanding.discard)
         sent = due
@@ -152,6 +173,8 @@ def report(args: argparse.Namespace, sustainable: float, tally: Tally, latency_b
     lines = [
         f"soak: {args.duration:g} s at {args.rate_factor:g} x the sustainable rate; workers={args.workers}"
         f" queue_size={args.queue_size} (admits {args.workers + args.queue_size} compares at once)",
+        "photos: " + ("bench.latency's mix (Full HD portraits, every 4th target a group photo)" if args.photo_mix
+                      else "one pair of Full HD portraits"),
         f"sustainable rate (closed loop, {calibration_clients(args)} clients, {args.calibrate:g} s):"
         f" {sustainable:.2f} compares/s",
         f"offered rate: {sustainable * args.rate_factor:.2f} compares/s",
@@ -179,20 +202,19 @@ def calibration_clients(args: argparse.Namespace) -> int:
     return min(args.workers + args.queue_size, 32)
 
 
-async def drive(args: argparse.Namespace, server: ServiceProcess, key: str) -> tuple[float, Tally, float]:
-    origin, target = (base64.b64encode(full_hd_jpeg(name)).decode() for name in ("obama.jpg", "obama2.jpg"))
-    payload = f'{{"originFace": "{origin}", "targetFace": "{target}"}}'.encode()
+async def drive(args: argparse.Namespace, server: ServiceProcess, key: str,
+                bodies: Payloads) -> tuple[float, Tally, float]:
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     connector = aiohttp.TCPConnector(limit=args.max_outstanding + 8)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector, headers={"x-api-key": key}) as session:
-        sustainable = await closed_loop(session, server.url, payload, calibration_clients(args), args.calibrate)
+        sustainable = await closed_loop(session, server.url, bodies, calibration_clients(args), args.calibrate)
         # Admitted compares wait behind at most `workers + queue_size` others: that many service times, with
         # room for a full batch's wait and a slow runner.
         latency_bound = 2.0 * (args.workers + args.queue_size) / max(sustainable, 0.1) + 5.0
         tally = Tally()
         stop = asyncio.Event()
         prober = asyncio.create_task(probe(session, server.url, server.pid, stop, tally))
-        await open_loop(session, server.url, payload, sustainable * args.rate_factor, args.duration,
+        await open_loop(session, server.url, bodies, sustainable * args.rate_factor, args.duration,
                         args.max_outstanding, tally)
         stop.set()
         await prober
@@ -201,12 +223,13 @@ async def drive(args: argparse.Namespace, server: ServiceProcess, key: str) -> t
 
 def run(args: argparse.Namespace) -> tuple[bool, str]:
     """Start the service, soak it, stop it; the verdict and the report."""
+    bodies = payloads(args.photo_mix)
     with tempfile.TemporaryDirectory(prefix="soak-") as scratch, ServiceProcess(
             Path(scratch) / "data", workers=args.workers, queue_size=args.queue_size) as server:
         key = server.printed_key
         assert key, "the fresh data directory printed no key"
         server.wait_ready(120)
-        sustainable, tally, latency_bound = asyncio.run(drive(args, server, key))
+        sustainable, tally, latency_bound = asyncio.run(drive(args, server, key, bodies))
     verdicts = judge(tally, latency_bound)
     return all(ok for _, ok in verdicts), report(args, sustainable, tally, latency_bound, verdicts)
 
@@ -220,6 +243,8 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--queue-size", type=int, default=64, help="the service's queue_size (default 64)")
     options.add_argument("--max-outstanding", type=int, default=256,
                          help="requests the client keeps open at once; beyond, it sheds them itself")
+    options.add_argument("--photo-mix", action="store_true",
+                         help="cycle through bench.latency's pairs (portraits, every 4th target a group photo)")
     options.add_argument("--out", type=Path, help="also write the report here")
     return options
 

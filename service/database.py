@@ -1,17 +1,25 @@
 """SQLite files in the data directory, opened the same way by every store.
 
-A short-lived connection per call keeps the stores safe to use from any thread (the event loop, inference
-workers, the command line) and from several processes at once; SQLite's own locking orders the writers.
+Each thread keeps its own connections (one for durable writes and reads, one for writes that may skip the
+fsync), opened on its first call and reused: a connection belongs to one thread, so the stores stay safe to
+use from any thread (the event loop's helpers, inference workers, the command line), and SQLite's own
+locking orders the writers of several processes. Opening a connection per call cost more than the query it
+ran (0.2 ms of CPU and about 30 system calls for a request's key lookup and its result record;
+docs/PERFORMANCE.md). A kept connection sees every commit made before its next statement, as long as no
+cursor of an earlier call is left half-read (its read snapshot would stay open): every store reads its
+cursors to the end, or drops them, inside the call.
+
 One more connection stays open, unused, for the store's life: when the last connection to a WAL database
-closes, SQLite checkpoints the log into the file and deletes it, with its fsyncs, so without it every call
-paid that (a synchronous compare's result record took 18 ms of wall time and 1.5 ms of CPU instead of
-0.3 and 0.2; docs/PERFORMANCE.md). The log is checkpointed as it grows instead (SQLite's default).
+closes, SQLite checkpoints the log into the file and deletes it, with its fsyncs, so without it a process
+whose threads come and go would pay that again and again. The log is checkpointed as it grows instead
+(SQLite's default).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +48,7 @@ class Database:
             conn.close()
         self._keeper = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
         self._keeper.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the log, as a reader
+        self._local = threading.local()
 
     def _connect(self, durable: bool) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -47,28 +56,32 @@ class Database:
         conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         return conn
 
+    def _connection(self, durable: bool) -> sqlite3.Connection:
+        """This thread's connection of that kind, opened on its first use."""
+        kind = "durable" if durable else "relaxed"
+        conn = getattr(self._local, kind, None)
+        if conn is None:
+            conn = self._connect(durable)
+            setattr(self._local, kind, conn)
+        return conn
+
     @contextmanager
     def write(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """One transaction holding the write lock from its start, so a read-then-write cannot race."""
-        conn = self._connect(durable)
+        conn = self._connection(durable)
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            yield conn
             conn.execute("COMMIT")
-        finally:
-            conn.close()
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect(durable=True)
-        try:
-            yield conn
-        finally:
-            conn.close()
+        """This thread's connection for reads; read each cursor to its end (or drop it) inside the block."""
+        yield self._connection(durable=True)
 
     def journal_mode(self) -> str:
         with self.read() as conn:

@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from typing import Any, TypeVar
 
@@ -23,6 +22,7 @@ from models.manifest import MANIFEST_PATH, ModelSpec
 from models.registry import sha256_of
 from service.config import ServiceConfig
 from service.metrics import Metrics
+from service.worker_pool import LastIdleFirstPool
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Runtime:
     def __init__(self, config: ServiceConfig, metrics: Metrics) -> None:
         self.config = config
         self.metrics = metrics
-        self.executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="compare")
+        self.executor = LastIdleFirstPool(max_workers=config.workers, thread_name_prefix="compare")
         self.info: dict[str, Any] = {}
         self.state = "loading"
         self._pipeline: BatchedPipeline | None = None

@@ -252,3 +252,62 @@ def test_a_follower_behind_another_size_joins_and_every_caller_is_answered(photo
     for index, single in enumerate(direct):
         for key in single:
             np.testing.assert_allclose(results[index][key], single[key], rtol=1e-4, atol=1e-4)
+
+
+class GatedBackend(ThreadRecorder):
+    """The real backend; its first inference waits until the test opens the gate."""
+
+    def __init__(self, backend) -> None:
+        super().__init__(backend)
+        self.entered, self.gate = threading.Event(), threading.Event()
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.gate.wait(60)
+        return super().infer(inputs)
+
+
+def _voluntary_switches(thread: threading.Thread) -> int:
+    """How often `thread` has gone to sleep (Linux): each wake-up of a waiting thread adds one."""
+    status = f"/proc/self/task/{thread.native_id}/status"
+    return next(int(line.split()[1]) for line in open(status) if line.startswith("voluntary_ctxt_switches"))
+
+
+def test_lone_callers_leave_the_worker_asleep(photos: list[np.ndarray]) -> None:
+    """A lone caller's inference does not wake the worker when nothing is queued: before, each one cost the
+    worker a wake-up and a sleep (two thread switches per model call, five calls a compare)."""
+    name, backend, rows = _model_inputs("landmarks", photos)
+    batcher = DynamicBatcher(backend, name="landmarks", max_batch=32, max_wait_ms=600_000, callers=lambda: 1)
+    try:
+        batcher.infer({name: rows[0]})
+        time.sleep(0.2)
+        before = _voluntary_switches(batcher._thread)
+        for _ in range(20):
+            batcher.infer({name: rows[0]})
+        woken = _voluntary_switches(batcher._thread) - before
+    finally:
+        batcher.close()
+    assert woken < 5, woken
+
+
+def test_a_request_queued_behind_a_lone_caller_is_taken_when_it_ends(photos: list[np.ndarray]) -> None:
+    """The worker sleeps through lone runs, but one that ends with a request queued behind it wakes it."""
+    name, backend, rows = _model_inputs("landmarks", photos)
+    gated = GatedBackend(backend)
+    callers = [1]
+    batcher = DynamicBatcher(gated, name="landmarks", max_batch=32, max_wait_ms=50, callers=lambda: callers[0])
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            lone = pool.submit(batcher.infer, {name: rows[0]})
+            assert gated.entered.wait(60)
+            callers[0] = 2
+            queued = pool.submit(batcher.infer, {name: rows[1]})
+            while batcher.depth == 0:
+                time.sleep(0.01)
+            gated.gate.set()
+            lone.result(60)
+            queued.result(60)
+    finally:
+        batcher.close()
+    assert gated.threads[-1] == "batcher-landmarks"

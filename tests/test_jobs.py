@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,39 @@ def test_killed_mid_stream_leaves_a_consistent_outbox(tmp_path: Path) -> None:
     with store.db.read() as conn:
         assert conn.execute("SELECT count(*) FROM jobs WHERE state = 'accepted'").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM deliveries").fetchone()[0] == total
+
+
+def test_each_thread_keeps_its_connection_and_sees_every_commit(tmp_path: Path) -> None:
+    """Connections are kept per thread, not opened per call; a result recorded by one thread (a compare
+    worker) is found at once by another thread's kept connection (a GET right after the answer), including
+    one that read before the record."""
+    jobs = JobStore(tmp_path)
+
+    def kept() -> sqlite3.Connection:
+        with jobs.db.read() as conn:
+            return conn
+
+    with ThreadPoolExecutor(1, thread_name_prefix="reader") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="writer") as writer:
+        assert reader.submit(jobs.result, "t-0", 1).result() is None
+        first = reader.submit(kept).result()
+        for index in range(20):
+            writer.submit(jobs.record, f"t-{index}", 1, _body(f"t-{index}")).result()
+            assert reader.submit(jobs.result, f"t-{index}", 1).result() == _body(f"t-{index}")
+        assert reader.submit(kept).result() is first
+        assert writer.submit(kept).result() is not first
+
+
+def test_a_failed_write_leaves_the_kept_connection_usable(tmp_path: Path) -> None:
+    """A write that raises is rolled back, so the thread's next write starts its own transaction."""
+    jobs = JobStore(tmp_path)
+    jobs.accept("t1", 1, HOOK)
+    with pytest.raises(ValueError):
+        jobs.accept("t1", 1, HOOK)
+    with pytest.raises(RuntimeError), jobs.db.write() as conn:
+        conn.execute("INSERT INTO jobs (transaction_id, workspace_id, state, created_at)"
+                     " VALUES ('t2', 1, 'accepted', ?)", (time.time(),))
+        raise RuntimeError("abandoned")
+    jobs.accept("t3", 1, HOOK)
+    assert jobs.result("t2", 1) is None
+    assert jobs.result("t3", 1) == {"status": "pending"}
