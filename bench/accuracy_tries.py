@@ -1,5 +1,6 @@
 """One pipeline knob changed at a time, each measured as bench.accuracy measures the shipped pipeline
-(DevTest errors at the DevTrain threshold, 10-fold, TAR at FAR): the rows of docs/ACCURACY.md's table.
+(DevTest errors at the DevTrain threshold, 10-fold, TAR at FAR): the rows of docs/ACCURACY.md's table of
+tries and of docs/INT8.md's stage swaps.
 
     python -m bench.accuracy_tries --lfw DIR [--tries NAME ...]
 
