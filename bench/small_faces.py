@@ -26,7 +26,8 @@ import numpy as np
 
 from bench.accuracy import read_pairs
 from bench.photos import FULL_HD, full_hd_jpeg
-from engine.pipeline import FacePipeline, PipelineConfig
+from bench.profile import bench_config
+from engine.pipeline import FacePipeline
 from tests.assets import asset_path
 
 SIZES = (50, 64, 80)
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timing", type=int, metavar="ROUNDS", help="time compares instead")
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     args = parser.parse_args(argv)
-    pipeline = FacePipeline(PipelineConfig())
+    pipeline = FacePipeline(bench_config())
     if args.timing:
         report = timing(pipeline, args.timing)
     else:
