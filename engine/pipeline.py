@@ -233,7 +233,7 @@ class FacePipeline:
         50 px face of a Full HD photo; docs/ACCURACY.md). Large faces pay nothing."""
         crop_width = self.recognizer.crop_size[0]
         narrowest = min((d.width for d in detections), default=float(crop_width))
-        if narrowest >= crop_width:
+        if narrowest >= crop_width or not self.profile.sharper_crops:
             return image.pixels, detections
         sharper = image.sharper(crop_width / max(narrowest, 1.0))
         if sharper is image:

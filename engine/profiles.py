@@ -22,6 +22,9 @@ class Profile:
     recognizers: tuple[str, ...] | None = None
     similarity: str | None = None
     canvas: tuple[int, int] | None = None
+    # False: crops come from the DCT-scaled decode even for a face narrower there than the crop (one decode
+    # per photo), instead of decoding the file again larger for it (engine/pipeline.py, `crop_source`).
+    sharper_crops: bool = True
 
     def keeps(self, recognizer: str) -> bool:
         return self.recognizers is None or recognizer in self.recognizers
@@ -32,7 +35,8 @@ class Profile:
 
 PROFILES = {
     "accurate": Profile(),
-    "fast": Profile(recognizers=("fr_feature",), similarity="similarity/fr_feature.json", canvas=(320, 240)),
+    "fast": Profile(recognizers=("fr_feature",), similarity="similarity/fr_feature.json", canvas=(320, 240),
+                    sharper_crops=False),
 }
 
 
