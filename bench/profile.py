@@ -6,13 +6,10 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from engine.pipeline import PipelineConfig
 
 
-def profile_name() -> str:
-    return os.environ.get("FACECOMPARE_PROFILE") or "accurate"
-
-
-def bench_config(**fields: object) -> PipelineConfig:
-    return PipelineConfig(profile=profile_name(), **fields)  # type: ignore[arg-type]
+def bench_config(**fields: Any) -> PipelineConfig:
+    return PipelineConfig(profile=os.environ.get("FACECOMPARE_PROFILE") or "accurate", **fields)

@@ -2,8 +2,8 @@
 
 `accurate` (the default) is the measured best: both recognizers and coarse-to-fine detection, so a 50 px
 face of a Full HD photo is found. `fast` is an option for cameras that only see large, near faces (a
-kiosk): fr_feature alone, and detection on the coarse 320x240 canvas alone, which finds no face under about
-20 px of that canvas (about 120 px of a Full HD photo). Each recognizer choice has its own similarity
+kiosk): fr_feature alone, detection on the coarse 320x240 canvas alone (most faces under 80 px of a Full HD
+photo are not found) and crops from the one DCT-scaled decode. Each recognizer choice has its own similarity
 calibration, so a score keeps meaning one false-accept rate (docs/ACCURACY.md, docs/PERFORMANCE.md).
 """
 

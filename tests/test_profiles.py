@@ -41,7 +41,7 @@ def test_fast_different_people_do_not_match(fast: FacePipeline, photo) -> None:
     assert result.match.similarity < 60
 
 
-def test_fast_finds_every_face_of_the_group_photo_it_can_match(fast: FacePipeline, photo) -> None:
+def test_fast_finds_the_group_photos_faces(fast: FacePipeline, photo) -> None:
     (found,) = fast.detect([fast.decode(photo("sample1.jpg"))])
     assert len(found) >= 3
 
