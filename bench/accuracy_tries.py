@@ -1,5 +1,6 @@
 """One pipeline knob changed at a time, each measured as bench.accuracy measures the shipped pipeline
-(DevTest errors at the DevTrain threshold, 10-fold, TAR at FAR): the rows of docs/ACCURACY.md's table.
+(DevTest errors at the DevTrain threshold, 10-fold, TAR at FAR): the rows of docs/ACCURACY.md's table of
+tries and of docs/INT8.md's stage swaps.
 
     python -m bench.accuracy_tries --lfw DIR [--tries NAME ...]
 
@@ -12,6 +13,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -22,7 +24,7 @@ from bench.embeddings import embed_paths
 from engine.align import similarity_matrix
 from engine.faces import Detection
 from engine.landmarks import Pfld68Landmarks, five_points
-from engine.pipeline import FacePipeline, PipelineConfig
+from engine.pipeline import MIXED_INT8, FacePipeline, PipelineConfig
 from engine.preprocess import to_blob
 from engine.recognizer import Aligned, ArcFaceRecognizer, RecognizerEnsemble
 
@@ -84,6 +86,19 @@ def flip_small_faces(pipeline: FacePipeline) -> None:
     pipeline.faces = marking
 
 
+def int8_stages(*stages: str) -> Callable[[FacePipeline], None]:
+    """These stages from the int8-mixed pipeline (the Q/DQ models of the last calibration, docs/INT8.md), the
+    others in FP32: which stage's INT8 costs what. The face check's second look is a stage of its own: it holds
+    the detector it looks with."""
+
+    def swap(pipeline: FacePipeline) -> None:
+        mixed = FacePipeline(replace(pipeline.config, precision=MIXED_INT8))
+        for stage in stages:
+            setattr(pipeline, stage, getattr(mixed, stage))
+
+    return swap
+
+
 def set_attribute(path: str, value: float) -> Callable[[FacePipeline], None]:
     owner, name = path.split(".")
     return lambda pipeline: setattr(getattr(pipeline, owner), name, value)
@@ -98,6 +113,9 @@ TRIES: dict[str, Callable[[FacePipeline], None]] = {
     "detector-threshold-0.7": set_attribute("detector.score_threshold", 0.7),
     "detector-threshold-0.8": set_attribute("detector.score_threshold", 0.8),
     "flip-small-faces": flip_small_faces,
+    "int8-mixed": int8_stages("detector", "face_check", "landmarks"),
+    "int8-detector": int8_stages("detector", "face_check"),
+    "int8-mixed-fp32-second-look": int8_stages("detector", "landmarks"),
 }
 
 

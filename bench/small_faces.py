@@ -1,6 +1,6 @@
 """Small faces in Full HD scenes: do pairs that match at full size still match when one face is 50-80 px wide?
 
-    python -m bench.small_faces --lfw DIR [--pairs FILE] [--sizes 50 64 80] [--limit N] [--json]
+    python -m bench.small_faces --lfw DIR [--pairs FILE] [--sizes 50 64 80] [--limit N] [--try NAME] [--json]
     python -m bench.small_faces --timing ROUNDS [--json]
 
 Each genuine pair (and the test photos' pairs of one person) is compared as the API compares, once as the
@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from bench.accuracy import read_pairs
+from bench.accuracy_tries import TRIES
 from bench.photos import FULL_HD, full_hd_jpeg
 from bench.profile import bench_config
 from engine.pipeline import FacePipeline
@@ -134,15 +135,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     parser.add_argument("--limit", type=int, help="at most this many LFW genuine pairs")
     parser.add_argument("--timing", type=int, metavar="ROUNDS", help="time compares instead")
+    parser.add_argument("--try", dest="try_name", default="shipped", choices=list(TRIES),
+                        help="one knob of bench.accuracy_tries changed (the calibration stays the shipped one)")
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     args = parser.parse_args(argv)
     pipeline = FacePipeline(bench_config())
+    TRIES[args.try_name](pipeline)
     if args.timing:
         report = timing(pipeline, args.timing)
     else:
         lfw = args.lfw
         pairs = pair_bytes(lfw / "images" if lfw else None, lfw / args.pairs if lfw else None, args.limit)
-        report = matched_shares(pipeline, pairs, tuple(args.sizes))
+        report = {"try": args.try_name, **matched_shares(pipeline, pairs, tuple(args.sizes))}
     print(json.dumps(report) if args.json else report)
 
 

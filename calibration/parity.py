@@ -1,6 +1,6 @@
 """INT8 vs FP32 on onnxruntime, same run, same photos: the numbers that decide whether INT8 may be used.
 
-    python -m calibration.parity --lfw ../shared/data/lfw-dev [--calibrate] [--json]
+    python -m calibration.parity --lfw ../shared/data/lfw-dev [--calibrate [--method M] [--calibrate-only]] [--json]
 
 Calibration uses only the DevTrain photos; accuracy is measured on DevTest with the threshold from DevTrain.
 """
@@ -189,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assets", type=Path, default=paths.home() / "test-assets", help="photos for detection recall")
     parser.add_argument("--calibrate", action="store_true", help="rebuild the Q/DQ models from DevTrain photos first")
     parser.add_argument("--method", default="percentile", choices=["percentile", "entropy", "minmax"])
+    parser.add_argument("--calibrate-only", action="store_true",
+                        help="with --calibrate: write the Q/DQ models and stop (measure them with bench.accuracy)")
     parser.add_argument("--limit", type=int, default=None, help="measure on the first N photos only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -196,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         train_photos = sorted({args.lfw / "images" / n for p in read_pairs(args.lfw / "pairsDevTrain.tsv")
                                for n in (p.a, p.b)})
         write_qdq_models(calibration_set(train_photos), photos_digest(train_photos), method=args.method)
+        if args.calibrate_only:
+            return 0
     report = measure(args.lfw, args.assets, args.limit)
     print(json.dumps(report, indent=None if args.json else 2))
     return 0
