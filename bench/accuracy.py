@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.embeddings import EmbeddedSet, cosine_at_far, embed_paths, impostor_cosines
-from engine.pipeline import FacePipeline, PipelineConfig
+from bench.profile import bench_config
+from engine.pipeline import FacePipeline
 
 FARS = [1e-3, 1e-4]
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot", type=Path, help="write a ROC plot (PNG) here")
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     args = parser.parse_args(argv)
-    pipeline = FacePipeline(PipelineConfig(backend=args.backend, precision=args.precision))
+    pipeline = FacePipeline(bench_config(backend=args.backend, precision=args.precision))
     pairs = read_pairs(args.root, args.pairs)
     train = read_pairs(args.root, args.train) if args.train else None
     embedded = embed_paths(pipeline, photos_of(pairs, train), progress=True)

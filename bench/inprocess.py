@@ -13,6 +13,7 @@ in-process compare before each HTTP one at concurrency 1, so both meet the same 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,7 +24,9 @@ from engine.pipeline import FacePipeline, PipelineConfig
 def serve(folder: Path) -> None:
     pairs = [(p["kind"], (folder / p["origin"]).read_bytes(), (folder / p["target"]).read_bytes())
              for p in json.loads((folder / "pairs.json").read_text())]
-    pipeline = FacePipeline(PipelineConfig())
+    # The profile the server beside it reads; unset, a checkout from before profiles runs too.
+    profile = os.environ.get("FACECOMPARE_PROFILE")
+    pipeline = FacePipeline(PipelineConfig(profile=profile) if profile else PipelineConfig())
     for _, origin, target in pairs:
         pipeline.compare(origin, target)
     print("ready", flush=True)

@@ -31,7 +31,8 @@ import numpy as np
 from bench.accuracy import Pairs, best_threshold, fold_accuracies, read_pairs
 from bench.latency import PORTRAITS
 from bench.photos import full_hd_jpeg
-from engine.pipeline import FacePipeline, PipelineConfig
+from bench.profile import bench_config
+from engine.pipeline import FacePipeline
 from models import paths
 
 PEER_PACKAGES = ["dlib-bin==20.0.1.post1", "face_recognition_models==0.3.0", "numpy", "Pillow", "Click>=6.0"]
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     venv = args.venv or Path(os.environ.get("FACECOMPARE_PEER_VENV", paths.home() / "peer-venv"))
     peer = Peer(peer_python(venv))
     try:
-        result = speed(FacePipeline(PipelineConfig()), peer, args.rounds)
+        result = speed(FacePipeline(bench_config()), peer, args.rounds)
         if args.lfw_root and args.lfw_pairs:
             result["peer_accuracy"] = accuracy(peer, args.lfw_root, args.lfw_pairs, args.lfw_train)
     finally:

@@ -27,7 +27,8 @@ import numpy as np
 from bench.accuracy import read_pairs
 from bench.accuracy_tries import TRIES
 from bench.photos import FULL_HD, full_hd_jpeg
-from engine.pipeline import FacePipeline, PipelineConfig
+from bench.profile import bench_config
+from engine.pipeline import FacePipeline
 from tests.assets import asset_path
 
 SIZES = (50, 64, 80)
@@ -57,7 +58,7 @@ def jpeg(pixels: np.ndarray) -> bytes:
 def scene_with_face(pipeline: FacePipeline, photo: bytes, face_width: int, scene: np.ndarray,
                     rng: np.random.Generator) -> bytes | None:
     """The photo shrunk so that its largest face is `face_width` px wide, pasted at a random place; None if
-    the photo has no face at full size."""
+    the photo has no face at full size, or shrunk (or grown) that way it would not fit in the scene."""
     image = pipeline.decode(photo)
     (found,) = pipeline.detector.detect([image.pixels])
     if not found:
@@ -67,6 +68,8 @@ def scene_with_face(pipeline: FacePipeline, photo: bytes, face_width: int, scene
     small = cv2.resize(pixels, (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale))),
                        interpolation=cv2.INTER_AREA)
     height, width = small.shape[:2]
+    if height >= scene.shape[0] or width >= scene.shape[1]:
+        return None
     x = int(rng.integers(0, scene.shape[1] - width))
     y = int(rng.integers(0, scene.shape[0] - height))
     out = scene.copy()
@@ -90,16 +93,17 @@ def matched_shares(pipeline: FacePipeline, pairs: list[tuple[str, bytes, bytes]]
     full = [pipeline.compare(a, b).is_match for _, a, b in pairs]
     report: dict = {"pairs": len(pairs), "full_size_matches": int(sum(full)), "sizes": {}}
     for size in sizes:
-        matched = lost_face = 0
+        matched = lost_face = placed = 0
         for index, ((_, a, b), full_match) in enumerate(zip(pairs, full, strict=True)):
             pasted = scene_with_face(pipeline, b if index % 2 else a, size, scene, rng)
             if not full_match or pasted is None:
                 continue
+            placed += 1
             result = pipeline.compare(a, pasted) if index % 2 else pipeline.compare(pasted, b)
             lost_face += result.face is None or result.match is None
             matched += result.is_match
         report["sizes"][size] = {"matched": matched, "share": round(matched / max(sum(full), 1) * 100, 1),
-                                 "no_face": lost_face}
+                                 "no_face": lost_face, "compared": placed}
     return report
 
 
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="one knob of bench.accuracy_tries changed (the calibration stays the shipped one)")
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     args = parser.parse_args(argv)
-    pipeline = FacePipeline(PipelineConfig())
+    pipeline = FacePipeline(bench_config())
     TRIES[args.try_name](pipeline)
     if args.timing:
         report = timing(pipeline, args.timing)

@@ -21,6 +21,7 @@ from engine.face_check import FaceCheck
 from engine.faces import Detection, Face
 from engine.landmarks import Pfld68Landmarks, five_points
 from engine.liveness import LivenessCheck, MiniFasNetLiveness
+from engine.profiles import profile_named
 from engine.quality import FaceQuality, face_quality
 from engine.recognizer import ArcFaceRecognizer, RecognizerEnsemble
 from engine.score import SimilarityCalibration
@@ -52,6 +53,8 @@ class PipelineConfig:
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     # None: every image gets the fine pass only (engine/coarse.py).
     coarse: CoarseToFine | None = field(default_factory=CoarseToFine)
+    # engine/profiles.py: "fast" trades small faces and some accuracy for speed.
+    profile: str = "accurate"
 
 
 @dataclass(frozen=True)
@@ -120,11 +123,12 @@ class FacePipeline:
     def __init__(self, config: PipelineConfig = PipelineConfig(), manifest: Manifest | None = None,
                  models: dict[str, PreparedModel] | None = None) -> None:
         self.config = config
+        self.profile = profile_named(config.profile)
         self.manifest = manifest or load_manifest()
         self.models = models or prepared_models(self.manifest)
         (detector_spec,) = self.manifest.for_role("detector")
         (landmarks_spec,) = self.manifest.for_role("landmarks")
-        recognizer_specs = self.manifest.for_role("recognizer")
+        recognizer_specs = [spec for spec in self.manifest.for_role("recognizer") if self.profile.keeps(spec.name)]
         liveness_specs = self.manifest.for_role("liveness")
         specs = (detector_spec, landmarks_spec, *recognizer_specs)
         # The liveness model runs only when asked: the cores are shared among the models every compare runs.
@@ -145,7 +149,12 @@ class FacePipeline:
     @cached_property
     def calibration(self) -> SimilarityCalibration:
         """Loaded on first use, so the calibration tool can embed with a pipeline that has none yet."""
-        return SimilarityCalibration.load(self.manifest.pipeline.similarity_path)
+        return SimilarityCalibration.load(self.similarity_path)
+
+    @property
+    def similarity_path(self) -> Path:
+        """The calibration of this profile's recognizers."""
+        return self.profile.similarity_path(self.manifest)
 
     def _precision(self, spec: ModelSpec) -> str:
         """The configured precision; the liveness model is never quantized (its threshold is measured in FP32);
@@ -186,7 +195,7 @@ class FacePipeline:
 
     def detect(self, images: list[DecodedImage]) -> list[list[Detection]]:
         """The faces of each image, largest first: the detector's boxes that its second look confirms."""
-        return self.checked(images, self.detector.detect([image.pixels for image in images]))
+        return self.checked(images, self.detector.detect([image.pixels for image in images], self.profile.canvas))
 
     def checked(self, images: list[DecodedImage], found: list[list[Detection]]) -> list[list[Detection]]:
         """The boxes the detector finds again, looking at each in the pixels its crops come from (`crop_source`):
@@ -224,7 +233,7 @@ class FacePipeline:
         50 px face of a Full HD photo; docs/ACCURACY.md). Large faces pay nothing."""
         crop_width = self.recognizer.crop_size[0]
         narrowest = min((d.width for d in detections), default=float(crop_width))
-        if narrowest >= crop_width:
+        if narrowest >= crop_width or not self.profile.sharper_crops:
             return image.pixels, detections
         sharper = image.sharper(crop_width / max(narrowest, 1.0))
         if sharper is image:
@@ -251,7 +260,7 @@ class FacePipeline:
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
         check = self.resolve_liveness(liveness)
         try:
-            if self.config.coarse is not None:
+            if self.config.coarse is not None and self.profile.canvas is None:
                 result = self._compare_coarse_to_fine(origin, target, threshold, self.config.coarse)
             else:
                 result = self._compare_fine(origin, target, threshold)

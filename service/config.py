@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.pipeline import PipelineConfig
+from engine.profiles import PROFILES
 from models import paths
 from models.manifest import tomllib
 
@@ -64,10 +65,12 @@ class ServiceConfig:
     workspaces: Path | None = None
     # Prefixes every transactionId, so a load balancer can send a GET of a job to the device that holds it.
     device_id: str = ""
+    # engine/profiles.py: "accurate" (the default) or "fast", an option for cameras that see large faces only.
+    profile: str = "accurate"
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(backend=self.backend, precision=self.precision, max_batch=self.max_batch,
-                              threads=self.threads)
+                              threads=self.threads, profile=self.profile)
 
     @property
     def max_inflight(self) -> int:
@@ -136,6 +139,8 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
                  "idle_timeout", "body_timeout"):
         if not getattr(config, name) > 0:
             raise ValueError(f"configuration {name}: {getattr(config, name)} must be above 0")
+    if config.profile not in PROFILES:
+        raise ValueError(f"configuration profile: {config.profile!r} is not one of {', '.join(PROFILES)}")
     if config.device_id and not _DEVICE_ID.fullmatch(config.device_id):
         raise ValueError(f"configuration device_id: {config.device_id!r} must be letters, digits, '_', '.', '-'"
                          " (at most 63, starting with a letter or digit)")
