@@ -135,7 +135,9 @@ def write_table(pipeline: FacePipeline, lfw: Path, nuaa: Path, every: int, out: 
     photos = [(NONFACES, p.half, p.data) for p in nonface_photos()]
     with out.open("w") as f:
         for kind, half, data in [*photos, *face_photos(pipeline, lfw, nuaa, every)]:
-            boxes = [asdict(b) for b in boxes_of(pipeline, data)]
+            # Nine significant digits hold every float32 measurement exactly and keep the table small.
+            boxes = [{name: float(f"{value:.9g}") if isinstance(value, float) else value
+                      for name, value in asdict(b).items()} for b in boxes_of(pipeline, data)]
             f.write(json.dumps({"set": kind, "half": half, "boxes": boxes}) + "\n")
             f.flush()
 
