@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -39,6 +44,8 @@ DEFAULT_THRESHOLD = 80.0
 # the recognizers' precision most, the other two stages hardly any (docs/INT8.md, "The mixed route").
 MIXED_INT8 = "int8-mixed"
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -55,6 +62,9 @@ class PipelineConfig:
     coarse: CoarseToFine | None = field(default_factory=CoarseToFine)
     # engine/profiles.py: "fast" trades small faces and some accuracy for speed.
     profile: str = "accurate"
+    # While cores are idle, a compare decodes and detects its two photos at once (the same answers); False:
+    # always one after the other.
+    photos_at_once: bool = True
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,13 @@ class FacePipeline:
         self.recognizer = RecognizerEnsemble([
             RECOGNIZERS[spec.family](self.backends[spec.name], spec, flip=config.flip) for spec in recognizer_specs])
         self.liveness = next((LIVENESS[spec.family](self.backends[spec.name], spec) for spec in liveness_specs), None)
+        # A compare works on its two photos at once while the cores outnumber the threads the compares in
+        # flight would keep busy that way (two each); under load each compare stays on its one thread.
+        self._cores = len(os.sched_getaffinity(0))
+        self._in_flight = 0
+        self._in_flight_lock = threading.Lock()
+        self._photos = ThreadPoolExecutor(max(1, self._cores - 1), thread_name_prefix="photo") \
+            if self._cores > 1 else None
 
     @cached_property
     def calibration(self) -> SimilarityCalibration:
@@ -183,6 +200,8 @@ class FacePipeline:
 
     def close(self) -> None:
         """Release every model, device memory included: at the service's shutdown, in tools and tests."""
+        if self._photos is not None:
+            self._photos.shutdown(wait=True)
         for backend in self.backends.values():
             backend.close()
 
@@ -257,21 +276,61 @@ class FacePipeline:
                        liveness: LivenessCheck | None = None) -> CompareResult:
         """The API's face choice: the largest face of the origin, the most similar of the target's faces; with
         `liveness`, that target face's liveness too (the target is the live capture)."""
+        with self._computing() as at_once:
+            return self._compare_images(origin, target, threshold, liveness, at_once)
+
+    def _compare_images(self, origin: DecodedImage, target: DecodedImage, threshold: float | None,
+                        liveness: LivenessCheck | None, at_once: bool) -> CompareResult:
         threshold = DEFAULT_THRESHOLD if threshold is None else threshold
         check = self.resolve_liveness(liveness)
         try:
             if self.config.coarse is not None and self.profile.canvas is None:
-                result = self._compare_coarse_to_fine(origin, target, threshold, self.config.coarse)
+                result = self._compare_coarse_to_fine(origin, target, threshold, self.config.coarse, at_once)
             else:
-                result = self._compare_fine(origin, target, threshold)
+                result = self._compare_fine(origin, target, threshold, at_once)
             score = self.liveness_scores([(target.pixels, result.match.detection)])[0] \
                 if check and result.match is not None else None
         except (RuntimeError, ValueError, MemoryError, cv2.error) as exc:
             raise InferenceFailed("inference failed") from exc
         return replace(result, liveness_check=check, liveness=score)
 
-    def _compare_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float) -> CompareResult:
-        origin_found, target_found = self.detect([origin, target])
+    @contextmanager
+    def _computing(self) -> Iterator[bool]:
+        """Counts the compare while it runs; yields whether it may work on its two photos at once."""
+        with self._in_flight_lock:
+            self._in_flight += 1
+            at_once = self.config.photos_at_once and self._photos is not None and self._in_flight * 2 <= self._cores
+        try:
+            yield at_once
+        finally:
+            with self._in_flight_lock:
+                self._in_flight -= 1
+
+    def _side_by_side(self, at_once: bool, tasks: Sequence[Callable[[], T]]) -> list[T]:
+        """Each task's result, in order. `at_once`: all but the last on the photo pool while the last runs here
+        (the decoders and ONNX Runtime release the GIL); an error is raised in the tasks' order, as one after
+        the other would, once every task has ended."""
+        if not at_once or self._photos is None or len(tasks) < 2:
+            return [task() for task in tasks]
+        futures = [self._photos.submit(task) for task in tasks[:-1]]
+        try:
+            last = tasks[-1]()
+        except BaseException:
+            wait(futures)
+            for future in futures:
+                future.result()  # an earlier task's error comes first
+            raise
+        return [*(future.result() for future in futures), last]
+
+    def _detect_both(self, origin: DecodedImage, target: DecodedImage, at_once: bool) -> list[list[Detection]]:
+        """`detect` of the two photos: one batch, or with `at_once` each on a core of its own."""
+        if not at_once:
+            return self.detect([origin, target])
+        return self._side_by_side(True, [lambda: self.detect([origin])[0], lambda: self.detect([target])[0]])
+
+    def _compare_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float,
+                      at_once: bool) -> CompareResult:
+        origin_found, target_found = self._detect_both(origin, target, at_once)
         if not origin_found:
             return CompareResult(face=None, match=None, threshold=threshold)
         if not target_found:
@@ -279,18 +338,35 @@ class FacePipeline:
         (probe,), candidates = self.embedded([origin, target], [origin_found[:1], target_found])
         return self._answer(origin, target, probe, self._most_similar(probe, candidates), threshold)
 
-    def _compare_coarse_to_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float,
-                                rule: CoarseToFine) -> CompareResult:
-        """The fine pass's answer, from the coarse pass where it already holds it (engine/coarse.py)."""
+    def _coarse_boxes(self, origin: DecodedImage, target: DecodedImage, rule: CoarseToFine,
+                      at_once: bool) -> tuple[Detection | None, Callable[[], list[Detection]]]:
+        """The origin's face from the coarse pass (None: the fine pass chooses it) and the target's checked
+        candidates, asked for once the origin has a face. With `at_once` each photo gets a core of its own,
+        and the target's candidates are found while the origin's face is chosen; else both coarse canvases
+        run as one batch and the candidates only when asked for."""
+        def origin_box(found: list[Detection]) -> Detection | None:
+            box = rule.largest(self.detector, origin.pixels, found)
+            return box if box is not None and self.checked([origin], [[box]])[0] else None
+
+        def target_boxes(found: list[Detection]) -> list[Detection]:
+            return self.checked([target], [rule.candidates(self.detector, target.pixels, found)])[0]
+
+        if at_once:
+            boxes: list = self._side_by_side(True, [
+                lambda: origin_box(self.detector.detect([origin.pixels], rule.canvas)[0]),
+                lambda: target_boxes(self.detector.detect([target.pixels], rule.canvas)[0])])
+            return boxes[0], lambda: boxes[1]
         coarse_origin, coarse_target = self.detector.detect([origin.pixels, target.pixels], rule.canvas)
-        origin_box = rule.largest(self.detector, origin.pixels, coarse_origin)
-        if origin_box is not None and not self.checked([origin], [[origin_box]])[0]:
-            origin_box = None
+        return origin_box(coarse_origin), lambda: target_boxes(coarse_target)
+
+    def _compare_coarse_to_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float,
+                                rule: CoarseToFine, at_once: bool) -> CompareResult:
+        """The fine pass's answer, from the coarse pass where it already holds it (engine/coarse.py)."""
+        origin_box, target_boxes = self._coarse_boxes(origin, target, rule, at_once)
         probe: Face | None = None
         embedded: list[Face] = []
         if origin_box is not None:
-            (target_boxes,) = self.checked([target], [rule.candidates(self.detector, target.pixels, coarse_target)])
-            (probe,), embedded = self.embedded([origin, target], [[origin_box], target_boxes])
+            (probe,), embedded = self.embedded([origin, target], [[origin_box], target_boxes()])
             if embedded:
                 best = self._most_similar(probe, embedded)
                 if best[1] >= threshold and rule.decided(best[1], threshold):
@@ -299,7 +375,7 @@ class FacePipeline:
         if origin_from_coarse:
             (target_found,) = self.detect([target])
         else:
-            origin_found, target_found = self.detect([origin, target])
+            origin_found, target_found = self._detect_both(origin, target, at_once)
             if not origin_found:
                 return CompareResult(face=None, match=None, threshold=threshold)
         if not target_found:
@@ -320,7 +396,7 @@ class FacePipeline:
         best = self._most_similar(probe, [*fresh, *kept])
         rests_on_coarse = origin_from_coarse or best[0].detection in {face.detection for face in kept}
         if rests_on_coarse and not rule.decided(best[1], threshold):
-            return self._compare_fine(origin, target, threshold)
+            return self._compare_fine(origin, target, threshold, at_once)
         return self._answer(origin, target, probe, best, threshold)
 
     def _most_similar(self, probe: Face, candidates: list[Face]) -> tuple[Face, float]:
@@ -346,7 +422,10 @@ class FacePipeline:
 
     def compare(self, origin: bytes, target: bytes, threshold: float | None = None,
                 liveness: LivenessCheck | None = None) -> CompareResult:
-        return self.compare_images(self.decode(origin), self.decode(target), threshold, liveness)
+        with self._computing() as at_once:
+            origin_image, target_image = self._side_by_side(
+                at_once, [lambda: self.decode(origin), lambda: self.decode(target)])
+            return self._compare_images(origin_image, target_image, threshold, liveness, at_once)
 
     def resolve_liveness(self, check: LivenessCheck | None) -> LivenessCheck | None:
         """The check with the shipped threshold filled in where it names none."""
