@@ -162,6 +162,14 @@ class FacePipeline:
         self._in_flight_lock = threading.Lock()
         self._photos = ThreadPoolExecutor(max(1, self._cores - 1), thread_name_prefix="photo") \
             if self._cores > 1 else None
+        # The target's fine pass runs alone, nothing of the origin beside it: a second session of the detector
+        # on every core for it while the compare has them to itself (the same boxes: ONNX Runtime shares out a
+        # layer's outputs among its threads, not the sums of one output).
+        wide = self._photos is not None and config.photos_at_once and config.backend == "onnxruntime" and \
+            config.coarse is not None and self.profile.canvas is None and self._cores > self.threads
+        self._wide_detector = DETECTORS[detector_spec.family](
+            self._model_backend(detector_spec, self._cores), detector_spec, max_faces=config.max_faces) \
+            if wide else None
 
     @cached_property
     def calibration(self) -> SimilarityCalibration:
@@ -183,11 +191,14 @@ class FacePipeline:
         return "fp16" if self.config.backend == "tensorrt" else "fp32"
 
     def _backend(self, spec: ModelSpec) -> Backend:
+        return self._model_backend(spec, self.threads)
+
+    def _model_backend(self, spec: ModelSpec, threads: int) -> Backend:
         precision = self._precision(spec)
         int8 = read_route(paths.calibration_dir()) if precision == "int8" else None
         calibration = int8.calibration if int8 is not None and int8.name == "calibrator" else ""
         return create_backend(self.config.backend, self._onnx_for(spec), precision=precision,
-                              max_batch=self.config.max_batch, threads=self.threads, calibration=calibration,
+                              max_batch=self.config.max_batch, threads=threads, calibration=calibration,
                               **input_bounds(spec))
 
     def _onnx_for(self, spec: ModelSpec) -> Path:
@@ -202,6 +213,8 @@ class FacePipeline:
         """Release every model, device memory included: at the service's shutdown, in tools and tests."""
         if self._photos is not None:
             self._photos.shutdown(wait=True)
+        if self._wide_detector is not None:
+            self._wide_detector.backend.close()
         for backend in self.backends.values():
             backend.close()
 
@@ -338,6 +351,10 @@ class FacePipeline:
         (probe,), candidates = self.embedded([origin, target], [origin_found[:1], target_found])
         return self._answer(origin, target, probe, self._most_similar(probe, candidates), threshold)
 
+    def _alone_detector(self, at_once: bool) -> UltraFaceDetector:
+        """The detector for a pass that runs with nothing beside it: on every core while the compare has them."""
+        return self._wide_detector if at_once and self._wide_detector is not None else self.detector
+
     def _coarse_boxes(self, origin: DecodedImage, target: DecodedImage, rule: CoarseToFine,
                       at_once: bool) -> tuple[Detection | None, Callable[[], list[Detection]]]:
         """The origin's face from the coarse pass (None: the fine pass chooses it) and the target's checked
@@ -373,7 +390,7 @@ class FacePipeline:
                     return self._answer(origin, target, probe, best, threshold)
         origin_from_coarse = probe is not None
         if origin_from_coarse:
-            (target_found,) = self.detect([target])
+            (target_found,) = self.checked([target], self._alone_detector(at_once).detect([target.pixels]))
         else:
             origin_found, target_found = self._detect_both(origin, target, at_once)
             if not origin_found:
