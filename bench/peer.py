@@ -13,11 +13,11 @@ much less.
 Two methods, both in every round of one run, so their figures share the load. Compare by compare (the
 top-level figures, the only method before session 5): the pairs alternate between the two sides, so a busy
 machine slows both alike, but each of our compares then runs alone after 2 s of dlib in another process,
-with its caches cold, which costs ours about half as much again (a fast-profile compare 56-58 ms there
-against 37 back to back) and dlib's 2 s next to nothing. In warm blocks (`blocks`): each side compares the
-six pairs in a block of its own after one untimed compare, the blocks alternate (ours first in even rounds,
-the peer's in odd), so both sides are timed warm, as a service that compares one request after another
-runs. The old figure stays beside the new one.
+with its caches cold, which costs ours much more than dlib's 2 s (session 4: a fast-profile compare
+56-58 ms there against 37 back to back; session 5: 15-20% more CPU than in blocks). In warm blocks
+(`blocks`): each side compares the six pairs in a block of its own after one untimed compare, the blocks
+alternate (ours first in even rounds, the peer's in odd), so both sides are timed warm, as a service that
+compares one request after another runs. The old figure stays beside the new one.
 With `--lfw-*`, the peer's verification accuracy on the LFW development pairs is measured too: the
 threshold chosen on `--lfw-train` (else 10-fold on the pairs), and at the library's default 0.6.
 """
