@@ -1,0 +1,55 @@
+"""A second opinion on the detector's boxes: MTCNN's output network (ONet) asks of a 48x48 crop "is this a
+face?", a question the detector, trained to find faces rather than to refuse what is not one, answers badly on
+motorcycle mirrors, coins or the Hubble deep field (docs/ACCURACY.md, "Refusing what is not a face").
+
+Input as MTCNN's Caffe original was trained and its TFLite port still runs it: RGB, (x - 127.5) / 128, the
+crop transposed (width first). Each box is scored on two squares, the better one counting: the square of the
+box's width about its centre, and that square moved and resized by ONet's own box correction, as MTCNN refines
+its boxes (a tall box's width square cuts the chin and brow that the corrected square finds again).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.backends import Backend
+from engine.faces import Detection
+from engine.preprocess import square_crop, to_blob
+from models.manifest import ModelSpec
+
+
+class OnetFaceClassifier:
+    """Face probabilities of many boxes, batched: two ONet runs for all of them."""
+
+    def __init__(self, backend: Backend, spec: ModelSpec) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.threshold = float(spec.params["threshold"])
+
+    def _run(self, squares: list[tuple[np.ndarray, float, float, float]]) -> tuple[np.ndarray, np.ndarray]:
+        """ONet on each (pixels, centre x, centre y, side): the face probability and the box correction
+        (x1, y1, x2, y2 as fractions of the side)."""
+        size = self.spec.input.size[0]
+        crops = [square_crop(pixels, cx, cy, side, size) for pixels, cx, cy, side in squares]
+        blob = np.ascontiguousarray(to_blob(crops, self.spec.input).transpose(0, 1, 3, 2))
+        probabilities, corrections = [], []
+        for start in range(0, len(blob), self.backend.max_batch):
+            output = self.backend.infer({self.spec.input.name: blob[start : start + self.backend.max_batch]})
+            probability, correction = (output[name] for name in self.spec.params["outputs"])
+            probabilities.append(probability[:, 1])
+            corrections.append(correction)
+        return np.concatenate(probabilities), np.concatenate(corrections)
+
+    def probabilities(self, boxes: list[tuple[np.ndarray, Detection]]) -> list[float]:
+        """Each (RGB pixels, box)'s face probability, the better of its width square and the corrected one."""
+        if not boxes:
+            return []
+        first = [(pixels, (d.x1 + d.x2) / 2, (d.y1 + d.y2) / 2, max(d.width, 1.0)) for pixels, d in boxes]
+        found, corrections = self._run(first)
+        corrected = []
+        for (pixels, cx, cy, side), (dx1, dy1, dx2, dy2) in zip(first, corrections, strict=True):
+            x1, y1 = cx - side / 2 + dx1 * side, cy - side / 2 + dy1 * side
+            x2, y2 = cx + side / 2 + dx2 * side, cy + side / 2 + dy2 * side
+            corrected.append((pixels, (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1, 1.0)))
+        again, _ = self._run(corrected)
+        return [float(max(a, b)) for a, b in zip(found, again, strict=True)]
