@@ -10,7 +10,7 @@ their crop nearly always at 0.97 or more. The confidence itself, the box's shape
 stability, the recognizers' embedding lengths and the liveness score were measured too: none refuses more
 without losing real faces, profiles and small faces in the background first.
 
-Why the classifier decides per photo, not per box: the best box of every face photo measured scores 0.93 or
+Why the classifier decides per photo, not per box: the best box of every face photo measured scores 0.96 or
 more, every non-face photo's best 0.56 or less; but ONet, made for faces of 48 px and up, scores small faces
 in a photo's background as low as 0.003, so a veto box by box would drop them (docs/ACCURACY.md, "Refusing
 what is not a face").
