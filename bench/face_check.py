@@ -274,19 +274,16 @@ def cost(before: Path, rounds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    table = commands.add_parser("table", help="measure every box into a JSON-lines table")
-    table.add_argument("--lfw", type=Path, required=True, help="LFW dev folder (images/)")
-    table.add_argument("--nuaa", type=Path, required=True, help="NUAA dev folder (live/, spoof/)")
-    table.add_argument("--lfw-every", type=int, default=1, help="every N-th LFW photo")
-    table.add_argument("--out", type=Path, required=True)
+    for name, what in (("table", "measure every box into a JSON-lines table"),
+                       ("opinions", "the shipped check's scores of every box, JSON lines")):
+        photos = commands.add_parser(name, help=what)
+        photos.add_argument("--lfw", type=Path, required=True, help="LFW dev folder (images/)")
+        photos.add_argument("--nuaa", type=Path, required=True, help="NUAA dev folder (live/, spoof/)")
+        photos.add_argument("--lfw-every", type=int, default=1, help="every N-th LFW photo")
+        photos.add_argument("--out", type=Path, required=True)
     rules = commands.add_parser("rules", help="the candidate rules on a table")
     rules.add_argument("table", type=Path)
     rules.add_argument("--json", action="store_true", help="one JSON object on the last line")
-    opinions = commands.add_parser("opinions", help="the shipped check's scores of every box, JSON lines")
-    opinions.add_argument("--lfw", type=Path, required=True, help="LFW dev folder (images/)")
-    opinions.add_argument("--nuaa", type=Path, required=True, help="NUAA dev folder (live/, spoof/)")
-    opinions.add_argument("--lfw-every", type=int, default=1, help="every N-th LFW photo")
-    opinions.add_argument("--out", type=Path, required=True)
     judged = commands.add_parser("verdict", help="the classifier's rule on an opinions table")
     judged.add_argument("table", type=Path)
     judged.add_argument("--threshold", type=float, help="the face probability a photo's best box needs "
@@ -296,15 +293,14 @@ def main(argv: list[str] | None = None) -> None:
     timing.add_argument("--rounds", type=int, default=30)
     timing.add_argument("--json", action="store_true", help="one JSON object on the last line")
     args = parser.parse_args(argv)
-    if args.command == "table":
-        write_table(FacePipeline(PipelineConfig()), args.lfw, args.nuaa, args.lfw_every, args.out)
-        return
-    if args.command == "opinions":
-        write_opinions(FacePipeline(PipelineConfig()), args.lfw, args.nuaa, args.lfw_every, args.out)
+    if args.command in ("table", "opinions"):
+        write = write_table if args.command == "table" else write_opinions
+        write(FacePipeline(PipelineConfig()), args.lfw, args.nuaa, args.lfw_every, args.out)
         return
     if args.command == "verdict":
+        manifest = load_manifest()
         threshold = args.threshold if args.threshold is not None else float(
-            load_manifest().models[load_manifest().pipeline.face_check].params["threshold"])
+            manifest.models[manifest.pipeline.face_check].params["threshold"])
         print(json.dumps(verdict(args.table, threshold), indent=1))
         return
     report = tally(read_table(args.table), RULES) if args.command == "rules" else cost(args.before, args.rounds)
