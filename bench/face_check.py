@@ -25,7 +25,8 @@ non-face photos) that the classifier's threshold was chosen in, on the tune half
 
 `cost`: ms per compare in process, this checkout against another (e.g. a worktree of main) in turns, one
 compare each, for two Full HD portraits, a portrait and a 50 px face in a Full HD scene, a portrait and the
-cat photo (no face) at Full HD, a portrait and a group photo.
+cat photo (no face) at Full HD, a portrait and the Hubble deep field (a box the second look keeps and the
+classifier refuses), a portrait and a group photo.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.latency import InProcess, Pair
+from bench.latency import InProcess, pair
 from bench.nonface_set import nonface_photos
 from bench.photos import full_hd_jpeg
 from bench.small_faces import SIZES, background, scene_with_face
@@ -250,9 +251,10 @@ def cost(before: Path, rounds: int) -> dict:
     small = scene_with_face(pipeline, asset_path("obama2.jpg").read_bytes(), 50, background(),
                             np.random.default_rng(1))
     pipeline.close()
-    pairs = [Pair("portraits", portrait, full_hd_jpeg("obama2.jpg")), Pair("50 px face", portrait, small),
-             Pair("target without a face", portrait, full_hd_jpeg("chelsea.png")),
-             Pair("group", portrait, asset_path("sample1.jpg").read_bytes())]
+    pairs = [pair("portraits", portrait, full_hd_jpeg("obama2.jpg")), pair("50 px face", portrait, small),
+             pair("target without a face", portrait, full_hd_jpeg("chelsea.png")),
+             pair("target only the classifier refuses", portrait, asset_path("hubble_deep_field.jpg").read_bytes()),
+             pair("group", portrait, asset_path("sample1.jpg").read_bytes())]
     workers = {"before": InProcess(pairs, before), "after": InProcess(pairs, REPO)}
     try:
         for _ in range(rounds):
