@@ -53,7 +53,7 @@ def neighbourhood(pixels: np.ndarray, detection: Detection) -> tuple[np.ndarray,
 
 class FaceCheck:
     """Drops the boxes the detector does not find again in their neighbourhood (one detector batch for all),
-    then every box of a photo where the classifier sees no face (one classifier batch, two runs)."""
+    then every box of a photo where the classifier sees no face (one classifier batch, one or two runs)."""
 
     def __init__(self, detector: UltraFaceDetector, classifier: OnetFaceClassifier | None = None) -> None:
         self.detector = detector
@@ -86,11 +86,11 @@ class FaceCheck:
         looks = self.second_look([pixels for pixels, _ in sources], [boxes for _, boxes in sources])
         again = [[(d, d_px) for d, d_px, score in zip(detections, in_pixels, scores, strict=True) if score > 0]
                  for detections, (_, in_pixels), scores in zip(found, sources, looks, strict=True)]
-        probabilities = self.face_probabilities([pixels for pixels, _ in sources],
-                                                [[d_px for _, d_px in boxes] for boxes in again])
-        threshold = self.classifier.threshold if self.classifier is not None else 0.0
-        return [[d for d, _ in boxes] if max(probability, default=0.0) >= threshold else []
-                for boxes, probability in zip(again, probabilities, strict=True)]
+        if self.classifier is None:
+            return [[d for d, _ in boxes] for boxes in again]
+        faces = self.classifier.sees_a_face([[(pixels, d_px) for _, d_px in boxes]
+                                             for (pixels, _), boxes in zip(sources, again, strict=True)])
+        return [[d for d, _ in boxes] if face else [] for boxes, face in zip(again, faces, strict=True)]
 
 
 def _regroup(values: list[float], found: list[list[Detection]]) -> list[list[float]]:

@@ -19,7 +19,7 @@ from models.manifest import ModelSpec
 
 
 class OnetFaceClassifier:
-    """Face probabilities of many boxes, batched: two ONet runs for all of them."""
+    """Face probabilities of many boxes, batched: at most two ONet runs for all of them."""
 
     def __init__(self, backend: Backend, spec: ModelSpec) -> None:
         self.backend = backend
@@ -40,16 +40,45 @@ class OnetFaceClassifier:
             corrections.append(correction)
         return np.concatenate(probabilities), np.concatenate(corrections)
 
+    def _corrected(self, squares: list[tuple[np.ndarray, float, float, float]],
+                   corrections: np.ndarray) -> list[tuple[np.ndarray, float, float, float]]:
+        """Each square moved and resized by ONet's box correction, made square again on its long side."""
+        corrected = []
+        for (pixels, cx, cy, side), (dx1, dy1, dx2, dy2) in zip(squares, corrections, strict=True):
+            x1, y1 = cx - side / 2 + dx1 * side, cy - side / 2 + dy1 * side
+            x2, y2 = cx + side / 2 + dx2 * side, cy + side / 2 + dy2 * side
+            corrected.append((pixels, (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1, 1.0)))
+        return corrected
+
+    @staticmethod
+    def _width_squares(boxes: list[tuple[np.ndarray, Detection]]) -> list[tuple[np.ndarray, float, float, float]]:
+        return [(pixels, (d.x1 + d.x2) / 2, (d.y1 + d.y2) / 2, max(d.width, 1.0)) for pixels, d in boxes]
+
     def probabilities(self, boxes: list[tuple[np.ndarray, Detection]]) -> list[float]:
         """Each (RGB pixels, box)'s face probability, the better of its width square and the corrected one."""
         if not boxes:
             return []
-        first = [(pixels, (d.x1 + d.x2) / 2, (d.y1 + d.y2) / 2, max(d.width, 1.0)) for pixels, d in boxes]
+        first = self._width_squares(boxes)
         found, corrections = self._run(first)
-        corrected = []
-        for (pixels, cx, cy, side), (dx1, dy1, dx2, dy2) in zip(first, corrections, strict=True):
-            x1, y1 = cx - side / 2 + dx1 * side, cy - side / 2 + dy1 * side
-            x2, y2 = cx + side / 2 + dx2 * side, cy + side / 2 + dy2 * side
-            corrected.append((pixels, (x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, y2 - y1, 1.0)))
-        again, _ = self._run(corrected)
+        again, _ = self._run(self._corrected(first, corrections))
         return [float(max(a, b)) for a, b in zip(found, again, strict=True)]
+
+    def sees_a_face(self, groups: list[list[tuple[np.ndarray, Detection]]]) -> list[bool]:
+        """For each group (a photo's boxes), whether any box's probability reaches the threshold: what
+        `probabilities` would say, with the corrected squares looked at only in groups the first squares
+        leave undecided (a face photo's best box nearly always decides on the first: one run, not two)."""
+        flat = [box for group in groups for box in group]
+        owner = [index for index, group in enumerate(groups) for _ in group]
+        decided = [False] * len(groups)
+        if not flat:
+            return decided
+        first = self._width_squares(flat)
+        found, corrections = self._run(first)
+        for index, probability in zip(owner, found, strict=True):
+            decided[index] = decided[index] or bool(probability >= self.threshold)
+        undecided = [i for i, index in enumerate(owner) if not decided[index]]
+        if undecided:
+            again, _ = self._run(self._corrected([first[i] for i in undecided], corrections[undecided]))
+            for i, probability in zip(undecided, again, strict=True):
+                decided[owner[i]] = decided[owner[i]] or bool(probability >= self.threshold)
+        return decided

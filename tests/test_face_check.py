@@ -47,6 +47,22 @@ def test_the_classifier_takes_each_test_photo_for_a_face(pipeline: FacePipeline,
     assert max(probabilities) >= pipeline.face_check.classifier.threshold
 
 
+@pytest.mark.parametrize("names", [["hubble_deep_field.jpg"], ["sample2.jpg", "hubble_deep_field.jpg", "obama.jpg"]])
+def test_the_check_decides_as_the_probabilities_say(pipeline: FacePipeline, photo, names: list[str]) -> None:
+    """`sees_a_face` looks at the corrected squares only where the first leave a photo undecided: the same
+    answer as the full probabilities."""
+    groups, expected = [], []
+    for name in names:
+        image = pipeline.decode(photo(name))
+        (found,) = pipeline.detector.detect([image.pixels])
+        pixels, boxes = pipeline.crop_source(image, found)
+        (probabilities,) = pipeline.face_check.face_probabilities([pixels], [boxes])
+        groups.append([(pixels, box) for box in boxes])
+        expected.append(max(probabilities) >= pipeline.face_check.classifier.threshold)
+    assert pipeline.face_check.classifier.sees_a_face(groups) == expected
+    assert pipeline.face_check.classifier.sees_a_face([[], *groups]) == [False, *expected]
+
+
 @pytest.mark.parametrize("name", FACE_PHOTOS)
 def test_every_face_of_the_test_photos_is_kept(pipeline: FacePipeline, photo, name: str) -> None:
     image = pipeline.decode(photo(name))
