@@ -69,16 +69,16 @@ class OnetFaceClassifier:
         leave undecided (a face photo's best box nearly always decides on the first: one run, not two)."""
         flat = [box for group in groups for box in group]
         owner = [index for index, group in enumerate(groups) for _ in group]
-        decided = [False] * len(groups)
+        seen = [False] * len(groups)
         if not flat:
-            return decided
+            return seen
         first = self._width_squares(flat)
         found, corrections = self._run(first)
         for index, probability in zip(owner, found, strict=True):
-            decided[index] = decided[index] or bool(probability >= self.threshold)
-        undecided = [i for i, index in enumerate(owner) if not decided[index]]
+            seen[index] = seen[index] or bool(probability >= self.threshold)
+        undecided = [i for i, index in enumerate(owner) if not seen[index]]
         if undecided:
             again, _ = self._run(self._corrected([first[i] for i in undecided], corrections[undecided]))
             for i, probability in zip(undecided, again, strict=True):
-                decided[owner[i]] = decided[owner[i]] or bool(probability >= self.threshold)
-        return decided
+                seen[owner[i]] = seen[owner[i]] or bool(probability >= self.threshold)
+        return seen
