@@ -166,7 +166,7 @@ class Runtime:
         return result
 
     def close(self) -> None:
-        """Finish what is running, then stop the batchers' workers."""
+        """Finish what is running, then close the batchers and their backends."""
         self.executor.shutdown(wait=True)
         if self._loader is not None:
             self._loader.join()
