@@ -41,7 +41,7 @@ from models.manifest import InputSpec
 
 
 class BatchObserver(Protocol):
-    """Where the batcher reports what the metrics show; every method is called from the worker or a caller."""
+    """Where the batcher reports what the metrics show; every method is called from a caller's thread."""
 
     def batch(self, model: str, rows: int, seconds: float) -> None: ...
 

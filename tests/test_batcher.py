@@ -155,7 +155,7 @@ def _assert_one_call_matches_direct(batcher: DynamicBatcher, backend, name: str,
 def test_full_queue_raises_not_ready(photos: list[np.ndarray]) -> None:
     name, backend, rows = _model_inputs("detector", photos)
     batcher = DynamicBatcher(backend, name="detector", max_batch=1, max_wait_ms=0, queue_size=1)
-    # A long first job keeps the worker busy while the queue's one place is taken.
+    # A long first job keeps the model's one runner busy while the queue's one place is taken.
     long_job = {name: np.concatenate(rows * 8)}
     errors: list[BaseException] = []
 
@@ -226,9 +226,10 @@ def test_stage_inputs_batch_by_canvas_size_and_equal_batch_of_one(photos: list[n
 
 
 def test_a_follower_behind_another_size_joins_and_every_caller_is_answered(photos: list[np.ndarray]) -> None:
-    """Queued: a full canvas (taken by the worker), a smaller canvas, another full canvas. The worker takes the
-    second full canvas from behind the smaller one; the small one runs next. Under load this happened every
-    few seconds, and taking the follower out of the queue must not look at any other request's pixels."""
+    """Queued: a full canvas (taken by its own caller, the runner), a smaller canvas, another full canvas. The
+    runner takes the second full canvas from behind the smaller one; the small one runs next. Under load this
+    happened every few seconds, and taking the follower out of the queue must not look at any other request's
+    pixels."""
     name, backend, rows = _model_inputs("detector", photos)
     small = np.ascontiguousarray(rows[1][:, :, :240, :320])
     calls = [{name: rows[0]}, {name: small}, {name: rows[2]}]
@@ -243,7 +244,7 @@ def test_a_follower_behind_another_size_joins_and_every_caller_is_answered(photo
         deadline = time.monotonic() + 10
         for index, thread in enumerate(threads):
             thread.start()
-            # The first is taken by the worker at once (depth 0); each later one waits in the queue.
+            # The first is taken by its own caller at once (depth 0); each later one waits in the queue.
             while batcher.depth != index and time.monotonic() < deadline:
                 time.sleep(0.001)
         for thread in threads:
