@@ -7,17 +7,18 @@ Pairs: the one-face test photos as 1920x1080 JPEGs against each other ("portrait
 for `--duration` seconds or `--max-requests` requests, whichever ends first. Without `--url`, a
 `facecompare serve` is started on 127.0.0.1 with a temporary data directory and its fresh key (from
 `--checkout DIR`: another checkout's code), and its time from start to `/readyz` 200 is reported too.
-The server's CPU time per compare (user + system, after the warm-up) tells what the machine could
-serve alone, however busy it is now; its threads' waits per compare (voluntary context switches) count the
-hand-offs between them. The client's own CPU per compare (this process, user + system) is
-reported beside it: it runs on the same cores, so the compares/s at a level can be read against the full
-CPU-bound limit and against the limit with the client's share taken out. The client is as cheap as a real
-one can be: each pair's multipart body is built once (aiohttp's own writer, so the server receives the same
-bytes and headers as from a `FormData`) and sent as it is. The server's peak RSS is its VmHWM, from its
-pid (`--pid`, the one started, or the process listening on the URL's port). With `--sample-runnable`, how many
-of the server's threads could use a core, sampled through each level (`server_runnable_threads`: the share of
-samples with fewer runnable threads than cores is what a quiet machine would leave idle, whatever else runs
-now); off by default, as the sampling costs the client about 1% of a core.
+The server's CPU time per compare (user + system, after the warm-up) tells what the machine could serve alone,
+however busy it is now; its threads' waits per compare (voluntary context switches) count the hand-offs
+between them, and its minor page faults per compare the memory it gives back and takes again. The client's own
+CPU per compare (this process, user + system) is reported beside it: it runs on the same cores, so the
+compares/s at a level can be read against the full CPU-bound limit and against the limit with the client's
+share taken out. The client is as cheap as a real one can be: each pair's multipart body is built once
+(aiohttp's own writer, so the server receives the same bytes and headers as from a `FormData`) and sent as it
+is. The server's peak RSS is its VmHWM, from its pid (`--pid`, the one started, or the process listening on
+the URL's port). With `--sample-runnable`, how many of the server's threads could use a core, sampled through
+each level (`server_runnable_threads`: the share of samples with fewer runnable threads than cores is what a
+quiet machine would leave idle, whatever else runs now); off by default, as the sampling costs the client
+about 1% of a core.
 
 Beside the HTTP figures, the same pairs are compared in process (bench/inprocess.py, a process of its own
 running the served checkout's code): at concurrency 1, one in-process compare before each HTTP one, so
@@ -208,7 +209,7 @@ async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, du
             await _post(session, url, key, pair)
         samples, budget = Samples(), [max_requests]
         server_before, client_before = cpu_seconds(pid), client_cpu_seconds()
-        waits_before = voluntary_switches(pid)
+        waits_before, faults_before = voluntary_switches(pid), minor_faults(pid)
         started = time.monotonic()
         sampling = pid is not None and sample_runnable
         with RunnableSampler(pid, len(os.sched_getaffinity(0))) if sampling else nullcontext() as sampler:
@@ -216,7 +217,7 @@ async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, du
                                            inprocess) for i in range(concurrency)))
         elapsed = time.monotonic() - started
         server_after, client_after = cpu_seconds(pid), client_cpu_seconds()
-        waits_after = voluntary_switches(pid)
+        waits_after, faults_after = voluntary_switches(pid), minor_faults(pid)
     everything = [ms for values in samples.ms.values() for ms in values]
     requests = max(1, len(everything) + sum(samples.errors.values()))
     stats = {**summary(everything), "rps": round(len(everything) / elapsed, 2), "errors": dict(samples.errors),
@@ -226,6 +227,8 @@ async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, du
         stats["server_cpu_ms_per_compare"] = round((server_after - server_before) * 1000 / requests, 2)
     if waits_before is not None and waits_after is not None:
         stats["server_waits_per_compare"] = round((waits_after - waits_before) / requests, 1)
+    if faults_before is not None and faults_after is not None:
+        stats["server_minor_faults_per_compare"] = round((faults_after - faults_before) / requests, 1)
     if sampler is not None:
         stats["server_runnable_threads"] = sampler.summary()
     return stats
@@ -270,6 +273,13 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def minor_faults(pid: int | None) -> int | None:
+    """Pages the process has had the kernel map in so far: memory given back to the system and taken again."""
+    if pid is None:
+        return None
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
 
 
 def voluntary_switches(pid: int | None) -> int | None:
