@@ -3,19 +3,16 @@
 `DynamicBatcher` is itself a `Backend`, wrapped around a real one, so the pipeline and its adapters
 do not know it is there. It batches tensors (`infer`) and stage inputs (`infer_images`: uint8 pixels with
 their geometry, one row each, batched by output size, so the detector's canvases of one size go together).
-The callers run the batches themselves, on their own threads (leader and followers): a caller who finds
-one of the model's `runners` places free takes the oldest waiting request and whatever compatible requests
-follow it, up to `max_batch` rows (and, where the backend caps it, `max_batch_bytes` of input) or until the
-oldest has waited `max_wait_ms`, runs one inference, and hands each caller its own rows of the outputs. The
-others wait; a runner whose own request is answered hands its place to the oldest waiting caller. There is
-no batcher thread: a model call in a batch costs the followers' wake-ups and nothing else, where a worker
-thread cost a wake-up of the worker and one of every caller, each taking the GIL (docs/PERFORMANCE.md,
-"Fifth round").
+One worker thread per model owns the wrapped backend: it takes the oldest waiting request and whatever
+compatible requests follow it, up to `max_batch` rows (and, where the backend caps it, `max_batch_bytes` of
+input) or until the oldest has waited `max_wait_ms`, runs one inference, and hands each caller its own rows
+of the outputs.
 
 Why `callers`: a batch stops waiting as soon as every thread that could join it has. With one compare
 in flight, each of the four models would otherwise wait out `max_wait_ms` for nobody: 12 of the 44 ms
-of a compare over HTTP (docs/PERFORMANCE.md). So a lone caller (the model idle, nothing queued, no other
-compare computing) runs its inference at once.
+of a compare over HTTP (docs/PERFORMANCE.md). And for the same reason a lone caller (the model idle,
+nothing queued, no other compare computing) runs its inference on its own thread: no batch can form, and
+the two thread hand-offs per model call cost more than the wait, most on a busy machine.
 
 Why a cap in bytes, on onnxruntime only (`engine.backends.limits`): on a CPU a batch gains nothing past a
 few rows (the recognizer takes 3.0 ms a crop alone, 3.9 ms a crop in a batch of 32), while the memory of one
@@ -41,7 +38,7 @@ from models.manifest import InputSpec
 
 
 class BatchObserver(Protocol):
-    """Where the batcher reports what the metrics show; every method is called from a caller's thread."""
+    """Where the batcher reports what the metrics show; every method is called from the worker or a caller."""
 
     def batch(self, model: str, rows: int, seconds: float) -> None: ...
 
@@ -64,18 +61,13 @@ Inputs = dict[str, np.ndarray] | _Images
 @dataclass(eq=False)
 class _Request:
     """One caller's call. Compared by identity: the queue removes a follower from anywhere in it, and comparing
-    two requests by value would compare their pixels (and raise, for arrays).
-
-    `wake` is set when the request is answered (`answered`) or when its caller is handed a runner's place
-    (`appointed`): the caller then runs the next batch itself."""
+    two requests by value would compare their pixels (and raise, killing the worker, for arrays)."""
 
     inputs: Inputs
     rows: int
     signature: tuple
     enqueued: float = field(default_factory=time.monotonic)
-    wake: threading.Event = field(default_factory=threading.Event)
-    answered: bool = False
-    appointed: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     error: BaseException | None = None
 
@@ -125,10 +117,7 @@ class DynamicBatcher:
 
     def __init__(self, backend: Backend, *, name: str, max_batch: int | None = None, max_wait_ms: float = 2.0,
                  queue_size: int = 64, observer: BatchObserver | None = None, retry_after: int = 1,
-                 max_batch_bytes: int | None = None, callers: Callable[[], int] | None = None,
-                 runners: int = 1) -> None:
-        if runners < 1:
-            raise ValueError("runners must be at least 1")
+                 max_batch_bytes: int | None = None, callers: Callable[[], int] | None = None) -> None:
         self.backend = backend
         self.name = name
         self.info = backend.info
@@ -139,18 +128,18 @@ class DynamicBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.queue_size = queue_size
         self.callers = callers
-        self.runners = runners
         self.retry_after = retry_after
         self._observer = observer
         self._queue: deque[_Request] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._running = 0  # runners' places taken: callers gathering or running a batch, or appointed to
-        self._gathering = False  # a runner is waiting for followers: a new caller joins its batch
+        self._running = False  # an inference is running, on the worker or on a lone caller's thread
+        self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
 
     @property
     def depth(self) -> int:
-        """Requests waiting, not counting the batches being run."""
+        """Requests waiting, not counting the batch being run."""
         return len(self._queue)
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -161,41 +150,36 @@ class DynamicBatcher:
         return self._submit(_Images(spec, requests))
 
     def _submit(self, inputs: Inputs) -> dict[str, np.ndarray]:
-        """The caller runs the batch itself when a runner's place is free, else waits to be answered or
-        handed a place by a runner that is done."""
         request = _Request(inputs=inputs, rows=_rows(inputs), signature=_signature(inputs))
         with self._cond:
             if self._closed:
                 raise NotReady("shutting down", retry_after=self.retry_after)
             if len(self._queue) >= self.queue_size:
                 raise NotReady("inference queue is full", retry_after=self.retry_after)
-            self._queue.append(request)
-            runs = self._running < self.runners and not self._gathering
-            if runs:
-                self._running += 1
-            elif self._gathering:
+            alone = not self._queue and not self._running and self._everyone_joined(1)
+            if alone:
+                self._running = True
+            else:
+                self._queue.append(request)
                 self._cond.notify_all()
             self._report_depth()
-        while True:
-            if runs:
-                self._serve(request)
-            if request.answered:
-                break
-            request.wake.wait()
-            with self._cond:
-                request.wake.clear()
-                runs, request.appointed = request.appointed, False
+        if alone:
+            try:
+                self._run_batch([request])
+            finally:
+                self._release()
+        else:
+            request.done.wait()
         if request.error is not None:
             raise request.error
         return request.outputs
 
     def close(self) -> None:
-        """Refuse new requests, let the runners finish the queued ones, then close the backend it wraps."""
+        """Refuse new requests, finish the queued ones, stop the worker, then close the backend it wraps."""
         with self._cond:
             already, self._closed = self._closed, True
             self._cond.notify_all()
-            while self._running or self._queue:
-                self._cond.wait()
+        self._thread.join()
         if not already:
             self.backend.close()
 
@@ -213,25 +197,24 @@ class DynamicBatcher:
         """No one else can join: each caller has at most one request here, and all that could are in."""
         return self.callers is not None and requests >= self.callers()
 
-    def _serve(self, own: _Request) -> None:
-        """Run batches on this caller's thread, holding a runner's place, until its own request is no longer
-        queued (answered here, or taken into another runner's batch); then hand the place to the oldest queued
-        caller not yet handed one, or give it up. No thread of the batcher's own: a batch costs no hand-off
-        to a worker and back, and a caller who finds the model idle runs at once (docs/PERFORMANCE.md)."""
-        try:
-            while batch := self._take(own):
-                self._run_batch(batch)
-                self._answer(batch)
-        finally:
-            self._hand_over()
-
-    def _take(self, own: _Request) -> list[_Request]:
-        """The next batch while the runner's own request is queued, else none: the oldest request, then the
-        compatible ones queued after it (another canvas size waits for its own batch) until full, or out of
-        time. Other callers who come meanwhile join it."""
+    def _release(self) -> None:
+        """A lone caller's run is over: the worker may take what queued meanwhile. With nothing queued (and not
+        closing) the worker has nothing to do, so it is not woken: waking it for nothing cost two thread
+        switches per model call, 4% of the server's samples at concurrency 1 (docs/PERFORMANCE.md)."""
         with self._cond:
-            if own not in self._queue:
+            self._running = False
+            if self._queue or self._closed:
+                self._cond.notify_all()
+
+    def _take(self) -> list[_Request]:
+        """The next batch: the oldest request, then the compatible ones queued after it (another canvas size
+        waits for its own batch) until full, or out of time."""
+        with self._cond:
+            while (not self._queue or self._running) and not (self._closed and not self._running):
+                self._cond.wait()
+            if not self._queue:
                 return []
+            self._running = True
             batch = [self._queue.popleft()]
             rows = batch[0].rows
             limit = self._row_limit(batch[0].inputs)
@@ -249,33 +232,17 @@ class DynamicBatcher:
                 # Each caller has at most one request in the batch or the queue: with all of them in, none can join.
                 if remaining <= 0 or self._closed or self._everyone_joined(len(batch) + len(self._queue)):
                     break
-                self._gathering = True
-                try:
-                    self._cond.wait(remaining)
-                finally:
-                    self._gathering = False
+                self._cond.wait(remaining)
             self._report_depth()
             return batch
 
-    def _answer(self, batch: list[_Request]) -> None:
-        """Each caller of the batch has its rows or the error; the runner's own request is woken for nothing."""
-        with self._cond:
+    def _work(self) -> None:
+        while batch := self._take():
+            self._run_batch(batch)
+            with self._cond:
+                self._running = False
             for request in batch:
-                request.answered = True
-        for request in batch:
-            request.wake.set()
-
-    def _hand_over(self) -> None:
-        """A runner is done: its place goes to the oldest queued caller who has none, or is given up."""
-        with self._cond:
-            heir = next((r for r in self._queue if not r.appointed), None)
-            if heir is None:
-                self._running -= 1
-                if self._closed:
-                    self._cond.notify_all()
-                return
-            heir.appointed = True
-        heir.wake.set()
+                request.done.set()
 
     def _run_batch(self, batch: list[_Request]) -> None:
         """One inference for the batch; each request gets its rows of the outputs or the error."""

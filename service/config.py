@@ -46,8 +46,6 @@ class ServiceConfig:
     max_wait_ms: float = 2.0
     queue_size: int = 64
     workers: int = 4
-    # Inferences of one model that may run at once, each a batch run by one of its callers (engine/batcher.py).
-    batch_runners: int = 1
     max_body_bytes: int = 16 * 1024 * 1024
     # A connection idle this long (before its first request, between requests, or trickling its headers)
     # is closed; a compare's body must arrive whole within `body_timeout` (else 408 / 1003).
@@ -134,7 +132,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
     values.update(_from_env(env))
     values.update({k: _convert(k, v) for k, v in (overrides or {}).items() if v is not None})
     config = replace(ServiceConfig(), **values)
-    for name in ("port", "max_batch", "queue_size", "workers", "batch_runners", "max_body_bytes"):
+    for name in ("port", "max_batch", "queue_size", "workers", "max_body_bytes"):
         if getattr(config, name) < (0 if name == "port" else 1):
             raise ValueError(f"configuration {name}: {getattr(config, name)} is out of range")
     for name in ("callback_base_delay", "callback_max_delay", "callback_retry_for", "callback_timeout",

@@ -1,10 +1,10 @@
 """glibc's malloc arenas capped in the server process.
 
 Why: glibc gives each allocating thread an arena of its own, up to eight per core, and an arena keeps what is
-freed in it for reuse. The server's threads (compare workers, the recognizers' pool) each decode and free images
-of megabytes, so the peak RSS grew with the threads: at concurrency 16 on two cores, 451-531 MB with glibc's
-default and 410-418 MB with two arenas, at the same CPU per compare (docs/PERFORMANCE.md, "Malloc arenas"). A
-`MALLOC_ARENA_MAX` in the environment wins: glibc has read it.
+freed in it for reuse. The server's threads (compare workers, the batchers' workers, the recognizers' pool)
+each decode and free images of megabytes, so the peak RSS grew with the threads: at concurrency 16 on two
+cores, 451-531 MB with glibc's default and 410-418 MB with two arenas, at the same CPU per compare
+(docs/PERFORMANCE.md, "Malloc arenas"). A `MALLOC_ARENA_MAX` in the environment wins: glibc has read it.
 """
 
 from __future__ import annotations

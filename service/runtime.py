@@ -34,10 +34,9 @@ class BatchedPipeline(FacePipeline):
     """The unchanged pipeline, each of its backends wrapped in a dynamic batcher named after its role."""
 
     def __init__(self, config: PipelineConfig, *, max_wait_ms: float, queue_size: int,
-                 observer: BatchObserver | None = None, callers: Callable[[], int] | None = None,
-                 runners: int = 1) -> None:
+                 observer: BatchObserver | None = None, callers: Callable[[], int] | None = None) -> None:
         self._batching = {"max_wait_ms": max_wait_ms, "queue_size": queue_size, "observer": observer,
-                          "callers": callers, "runners": runners}
+                          "callers": callers}
         super().__init__(config)
 
     def _backend(self, spec: ModelSpec) -> Backend:
@@ -106,7 +105,7 @@ class Runtime:
         try:
             pipeline = BatchedPipeline(self.config.pipeline_config(), max_wait_ms=self.config.max_wait_ms,
                                        queue_size=self.config.queue_size, observer=self.metrics,
-                                       callers=lambda: self._computing, runners=self.config.batch_runners)
+                                       callers=lambda: self._computing)
             warm_up(pipeline)
             self.info = describe(pipeline)
         except Exception as exc:
@@ -166,7 +165,7 @@ class Runtime:
         return result
 
     def close(self) -> None:
-        """Finish what is running, then close the batchers and their backends."""
+        """Finish what is running, then stop the batchers' workers."""
         self.executor.shutdown(wait=True)
         if self._loader is not None:
             self._loader.join()

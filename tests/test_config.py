@@ -37,7 +37,7 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text", ["prot = 1\n", "port = 'eighty'\n", "max_batch = 0\n", "workers = true\n",
-                                  "batch_runners = 0\n", "callback_base_delay = 0\n"])
+                                  "callback_base_delay = 0\n"])
 def test_typos_and_bad_values_are_errors(tmp_path: Path, text: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(text)

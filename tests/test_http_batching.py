@@ -1,6 +1,5 @@
-"""Concurrent compares through the real server, whose callers run the batches themselves (engine/batcher.py):
-every answer is the one the same pair gets alone, batches of several rows did form, and no batcher thread
-exists."""
+"""Concurrent compares through the real server: batches of several rows form in the batchers
+(engine/batcher.py), and every answer is the one the same pair gets alone."""
 
 from __future__ import annotations
 
@@ -8,7 +7,6 @@ import json
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +20,9 @@ PAIRS = [("obama.jpg", "obama2.jpg"), ("obama.jpg", "biden.jpg"), ("obama2.jpg",
 ROUNDS = 4
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["one-runner", "two-runners"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    with ServiceProcess(tmp_path_factory.mktemp("batching") / "data", workers=4,
-                        batch_runners=request.param) as served:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    with ServiceProcess(tmp_path_factory.mktemp("batching") / "data", workers=4) as served:
         served.wait_ready()
         yield served
 
@@ -56,10 +53,6 @@ def _batched_rows(server: ServiceProcess) -> float:
     return rows - batches
 
 
-def _threads(pid: int) -> list[str]:
-    return [Path(task, "comm").read_text().strip() for task in Path(f"/proc/{pid}/task").iterdir()]
-
-
 def test_concurrent_compares_answer_as_alone_and_share_batches(server: ServiceProcess) -> None:
     alone = [_compare(server, pair) for pair in PAIRS]
     shared_before = _batched_rows(server)
@@ -68,4 +61,3 @@ def test_concurrent_compares_answer_as_alone_and_share_batches(server: ServicePr
     for index, answer in enumerate(together):
         _assert_same_answer(answer, alone[index % len(PAIRS)])
     assert _batched_rows(server) > shared_before, "no batch of several rows formed"
-    assert not [name for name in _threads(server.pid) if name.startswith("batcher")]

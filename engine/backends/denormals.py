@@ -6,9 +6,9 @@ activations on real faces, and every operation on one takes a microcode assist: 
 33.5 ms of CPU with the flags off and 15.5 with them on, the outputs the same to float precision
 (docs/PERFORMANCE.md, "Fourth round"). ONNX Runtime's `session.set_denormal_as_zero` sets the flags on its
 intra-op pool's threads only, and, once per process, on the thread that creates the first session; with one
-intra-op thread a model computes on its caller's thread (a compare's: the batcher runs a batch on one of its
-callers' threads), which keeps the default. The flags live in each thread's MXCSR register, so they are set here
-around the call and the caller's own are put back after: nothing else the thread computes sees them.
+intra-op thread a model computes on its caller's thread (a compare's, or a batcher's worker), which keeps the
+default. The flags live in each thread's MXCSR register, so they are set here around the call and the caller's
+own are put back after: nothing else the thread computes sees them.
 
 Python has no call for MXCSR; C's `fegetenv`/`fesetenv` read and write it with the rest of the floating-point
 environment, whose layout is the C library's ABI: on Linux x86-64 (glibc and musl alike) `fenv_t` is 32 bytes
