@@ -267,19 +267,22 @@ def peak_rss_mb(pid: int | None) -> float | None:
     return None
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (the state is the first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU time of the process so far: what a compare costs, however busy the machine is."""
     if pid is None:
         return None
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def minor_faults(pid: int | None) -> int | None:
     """Pages the process has had the kernel map in so far: memory given back to the system and taken again."""
-    if pid is None:
-        return None
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+    return None if pid is None else int(_stat_fields(pid)[7])
 
 
 def voluntary_switches(pid: int | None) -> int | None:

@@ -25,6 +25,8 @@ def runnable_threads(pid: int) -> int:
             continue
         try:
             stat = os.read(fd, 512)
+        except OSError:
+            continue
         finally:
             os.close(fd)
         state = stat.rfind(b")") + 2
