@@ -6,7 +6,7 @@ from pathlib import Path
 
 from calibration.dataset import CalibrationSet, build_calibration_set
 from calibration.qdq import BlobReader, quantize
-from engine.backends.int8 import Int8Route, write_route
+from engine.backends.int8 import DEFAULT_METHOD, Int8Route, write_route
 from engine.pipeline import FacePipeline
 from models import paths
 
@@ -16,9 +16,10 @@ def calibration_set(paths: list[Path], *, max_detector: int = 300, max_faces: in
     return build_calibration_set(paths, FacePipeline(), max_detector=max_detector, max_faces=max_faces)
 
 
-def write_qdq_models(calibration: CalibrationSet, digest: str, *, method: str = "percentile") -> dict[str, Path]:
-    """Quantize each model the pipeline uses and record the Q/DQ route with the calibration photos' `digest`
-    (`engine.backends.int8`); returns model name -> Q/DQ file."""
+def write_qdq_models(calibration: CalibrationSet, digest: str, *, method: str = DEFAULT_METHOD
+                     ) -> dict[str, Path]:
+    """Quantize each model the pipeline uses with calibration `method` and record the Q/DQ route with the
+    calibration photos' `digest` and the method (`engine.backends.int8`); returns model name -> Q/DQ file."""
     pipeline = FacePipeline()
     written = {}
     for spec in pipeline.manifest.pipeline_models():
@@ -27,5 +28,5 @@ def write_qdq_models(calibration: CalibrationSet, digest: str, *, method: str = 
         model = pipeline.models[spec.name]
         reader = BlobReader(spec.input.name, calibration.images[spec.name], spec.input)
         written[spec.name] = quantize(model.prepared, model.quantized, reader, method=method)
-    write_route(paths.calibration_dir(), Int8Route("qdq", digest))
+    write_route(paths.calibration_dir(), Int8Route("qdq", digest, method))
     return written
