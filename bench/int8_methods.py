@@ -4,8 +4,9 @@
     python -m bench.int8_methods --choose FILE
 
 The first form, once per method, each in its own scratch FACECOMPARE_HOME (a copy of `models/`, so no Q/DQ
-model or route is left in the real cache): calibrates every model with method M on the DevTrain photos
-(`calibration.parity --calibrate`), embeds every DevTrain and DevTest photo with `--precision` (int8-mixed by
+model or route is left in the real cache): calibrates with method M on the DevTrain photos
+(`calibration.parity --calibrate`; for int8-mixed the detector and the landmarks only, the models it
+loads in INT8), embeds every DevTrain and DevTest photo with `--precision` (int8-mixed by
 default) and prints one JSON line: DevTrain figures (10-fold, errors at its own threshold, photos without a
 face) and DevTest figures (`bench.accuracy --pairs DevTest --train DevTrain`, the same photos embedded).
 `--choose` applies `choose` to the DevTrain figures only and prints the chosen method's line last.
@@ -23,7 +24,10 @@ from bench.embeddings import embed_paths
 from bench.profile import bench_config
 from calibration.parity import calibrate_on_devtrain
 from engine.backends.int8 import CALIBRATION_METHODS, DEFAULT_METHOD
-from engine.pipeline import FacePipeline
+from engine.pipeline import MIXED_INT8, FacePipeline
+
+# The stages `int8-mixed` runs in INT8 (engine.pipeline): only their Q/DQ models are calibrated for it.
+MIXED_INT8_ROLES = ("detector", "landmarks")
 
 
 def choose(devtrain: dict[str, dict]) -> str:
@@ -39,7 +43,7 @@ def choose(devtrain: dict[str, dict]) -> str:
 
 
 def measure(lfw: Path, method: str, precision: str) -> dict:
-    calibrate_on_devtrain(lfw, method)
+    calibrate_on_devtrain(lfw, method, roles=MIXED_INT8_ROLES if precision == MIXED_INT8 else None)
     root = lfw / "images"
     devtrain, devtest = read_pairs(root, lfw / "pairsDevTrain.tsv"), read_pairs(root, lfw / "pairsDevTest.tsv")
     pipeline = FacePipeline(bench_config(precision=precision))

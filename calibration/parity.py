@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,10 +183,11 @@ def measure(lfw: Path, assets: Path, limit: int | None, attribution_every: int =
     return report
 
 
-def calibrate_on_devtrain(lfw: Path, method: str) -> None:
-    """The Q/DQ models of the cache, calibrated with `method` on the DevTrain photos only."""
+def calibrate_on_devtrain(lfw: Path, method: str, roles: Collection[str] | None = None) -> None:
+    """The Q/DQ models of the cache (of `roles` only, if given), calibrated with `method` on the DevTrain
+    photos only."""
     train_photos = sorted({lfw / "images" / n for p in read_pairs(lfw / "pairsDevTrain.tsv") for n in (p.a, p.b)})
-    write_qdq_models(calibration_set(train_photos), photos_digest(train_photos), method=method)
+    write_qdq_models(calibration_set(train_photos), photos_digest(train_photos), method=method, roles=roles)
 
 
 def main(argv: list[str] | None = None) -> int:
