@@ -21,7 +21,7 @@ ROUTES = ("qdq", "calibrator")
 # How the Q/DQ route's activation ranges are calibrated (onnxruntime's CalibrationMethod, by name); the default
 # is the one chosen on DevTrain (docs/INT8.md, "Which calibration method"). TensorRT's calibrator is entropy.
 CALIBRATION_METHODS = ("percentile", "entropy", "minmax")
-DEFAULT_METHOD = "percentile"
+DEFAULT_METHOD = "entropy"
 CALIBRATOR_METHOD = "entropy"
 RECORD = "int8-route.json"
 QUANTIZE_OPS = {"QuantizeLinear", "DequantizeLinear"}
