@@ -35,7 +35,7 @@ from models.store import prepared_models
 
 # Rows per model in one compare of two one-face photos: two canvases, two patches, two crops, and the matched
 # face's liveness crop where asked.
-ROWS = {"detector": 2, "landmarks": 2, "recognizer": 2, "liveness": 1}
+ROWS = {"detector": 2, "landmarks": 2, "recognizer": 2, "liveness": 1, "face_check": 2}
 PORTRAITS = ("obama.jpg", "biden.jpg")
 
 Runner = Callable[[np.ndarray], np.ndarray]

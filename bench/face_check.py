@@ -3,6 +3,8 @@ candidate rules read from that table: photos without a face that still get one, 
 
     python -m bench.face_check table --lfw DIR --nuaa DIR [--lfw-every N] --out FILE.jsonl
     python -m bench.face_check rules FILE.jsonl [--json]
+    python -m bench.face_check opinions --lfw DIR --nuaa DIR [--lfw-every N] --out FILE.jsonl
+    python -m bench.face_check verdict FILE.jsonl [--threshold P]
     python -m bench.face_check cost --before CHECKOUT [--rounds N]
 
 Non-face photos: bench/nonface_set.py (registry sample images, rescaled and cropped). Face photos: the test
@@ -16,9 +18,15 @@ face photos' boxes that the shipped check keeps and a rule drops. Every set is s
 (non-faces by source image, LFW and scenes by person, NUAA by subject, test photos alternately):
 choose on "tune", read "check". The table holds numbers only: no pixels, no embeddings, no file names.
 
+`opinions`: the shipped check box by box, as engine/face_check.py runs it: the second look's score and the
+classifier's face probability of every detector box, and how many boxes the check keeps. `verdict` reads it per
+set and half: photos left with a face, and the margins (the lowest best box of face photos, the highest of
+non-face photos) that the classifier's threshold was chosen in, on the tune half.
+
 `cost`: ms per compare in process, this checkout against another (e.g. a worktree of main) in turns, one
 compare each, for two Full HD portraits, a portrait and a 50 px face in a Full HD scene, a portrait and the
-cat photo (no face) at Full HD, a portrait and a group photo.
+cat photo (no face) at Full HD, a portrait and the Hubble deep field (a box the second look keeps and the
+classifier refuses), a portrait and a group photo.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.latency import InProcess, Pair
+from bench.latency import InProcess, pair
 from bench.nonface_set import nonface_photos
 from bench.photos import full_hd_jpeg
 from bench.small_faces import SIZES, background, scene_with_face
@@ -40,6 +48,7 @@ from engine.align import ARCFACE_TEMPLATE, similarity_matrix
 from engine.faces import Detection
 from engine.landmarks import five_points
 from engine.pipeline import FacePipeline, PipelineConfig
+from models.manifest import load_manifest
 from tests.assets import asset_path
 from tests.service_process import REPO
 
@@ -142,6 +151,50 @@ def write_table(pipeline: FacePipeline, lfw: Path, nuaa: Path, every: int, out: 
             f.flush()
 
 
+def write_opinions(pipeline: FacePipeline, lfw: Path, nuaa: Path, every: int, out: Path) -> None:
+    """One JSON line per photo: its set, half, each detector box's second look and face probability (measured
+    whether or not its second look found it), and how many boxes the shipped check keeps."""
+    photos = [(NONFACES, p.half, p.data) for p in nonface_photos()]
+    with out.open("w") as f:
+        for kind, half, data in [*photos, *face_photos(pipeline, lfw, nuaa, every)]:
+            image = pipeline.decode(data)
+            (found,) = pipeline.detector.detect([image.pixels])
+            pixels, in_pixels = pipeline.crop_source(image, found)
+            (looks,) = pipeline.face_check.second_look([pixels], [in_pixels])
+            (probabilities,) = pipeline.face_check.face_probabilities([pixels], [in_pixels])
+            (kept,) = pipeline.face_check.keep([(pixels, in_pixels)], [found])
+            boxes = [{"look": float(f"{look:.9g}"), "face": float(f"{p:.9g}")}
+                     for look, p in zip(looks, probabilities, strict=True)]
+            f.write(json.dumps({"set": kind, "half": half, "boxes": boxes, "kept": len(kept)}) + "\n")
+            f.flush()
+
+
+def verdict(path: Path, threshold: float) -> dict:
+    """Per set and half: photos, those with a box after the second look and after the classifier (the rule
+    applied here, checked against the count the shipped code kept), boxes dropped by the classifier, and the
+    best box's face probability: the lowest among face photos, the highest among non-face photos."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    report: dict = {"threshold": threshold}
+    for kind in dict.fromkeys(r["set"] for r in rows):
+        report[kind] = {}
+        for half in ("tune", "check"):
+            photos = [r for r in rows if r["set"] == kind and r["half"] == half]
+            best = [max(b["face"] for b in r["boxes"] if b["look"] > 0) for r in photos
+                    if any(b["look"] > 0 for b in r["boxes"])]
+            kept = [r["kept"] for r in photos]
+            rule = [sum(b["look"] > 0 for b in r["boxes"]) if any(b["look"] > 0 and b["face"] >= threshold
+                                                                     for b in r["boxes"]) else 0 for r in photos]
+            report[kind][half] = {
+                "photos": len(photos), "with a box after the second look": len(best),
+                "with a box after the classifier": sum(k > 0 for k in kept),
+                "boxes dropped by the classifier": sum(sum(b["look"] > 0 for b in r["boxes"]) - r["kept"]
+                                                       for r in photos),
+                "rule agrees with the shipped code": rule == kept,
+                "best box's face probability, " + ("highest" if kind == NONFACES else "lowest"):
+                    (max(best) if kind == NONFACES else min(best)) if best else None}
+    return report
+
+
 # Thresholds chosen on the tune half. Shipped: the second look on the crops' pixels (engine/face_check.py).
 RULES: dict[str, Callable[[Box], bool]] = {
     "detector alone (score >= 0.6)": lambda b: True,
@@ -198,9 +251,10 @@ def cost(before: Path, rounds: int) -> dict:
     small = scene_with_face(pipeline, asset_path("obama2.jpg").read_bytes(), 50, background(),
                             np.random.default_rng(1))
     pipeline.close()
-    pairs = [Pair("portraits", portrait, full_hd_jpeg("obama2.jpg")), Pair("50 px face", portrait, small),
-             Pair("target without a face", portrait, full_hd_jpeg("chelsea.png")),
-             Pair("group", portrait, asset_path("sample1.jpg").read_bytes())]
+    pairs = [pair("portraits", portrait, full_hd_jpeg("obama2.jpg")), pair("50 px face", portrait, small),
+             pair("target without a face", portrait, full_hd_jpeg("chelsea.png")),
+             pair("target only the classifier refuses", portrait, asset_path("hubble_deep_field.jpg").read_bytes()),
+             pair("group", portrait, asset_path("sample1.jpg").read_bytes())]
     workers = {"before": InProcess(pairs, before), "after": InProcess(pairs, REPO)}
     try:
         for _ in range(rounds):
@@ -222,21 +276,34 @@ def cost(before: Path, rounds: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    table = commands.add_parser("table", help="measure every box into a JSON-lines table")
-    table.add_argument("--lfw", type=Path, required=True, help="LFW dev folder (images/)")
-    table.add_argument("--nuaa", type=Path, required=True, help="NUAA dev folder (live/, spoof/)")
-    table.add_argument("--lfw-every", type=int, default=1, help="every N-th LFW photo")
-    table.add_argument("--out", type=Path, required=True)
+    for name, what in (("table", "measure every box into a JSON-lines table"),
+                       ("opinions", "the shipped check's scores of every box, JSON lines")):
+        photos = commands.add_parser(name, help=what)
+        photos.add_argument("--lfw", type=Path, required=True, help="LFW dev folder (images/)")
+        photos.add_argument("--nuaa", type=Path, required=True, help="NUAA dev folder (live/, spoof/)")
+        photos.add_argument("--lfw-every", type=int, default=1, help="every N-th LFW photo")
+        photos.add_argument("--out", type=Path, required=True)
     rules = commands.add_parser("rules", help="the candidate rules on a table")
     rules.add_argument("table", type=Path)
     rules.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    judged = commands.add_parser("verdict", help="the classifier's rule on an opinions table")
+    judged.add_argument("table", type=Path)
+    judged.add_argument("--threshold", type=float, help="the face probability a photo's best box needs "
+                        "(default: the manifest's)")
     timing = commands.add_parser("cost", help="time compares against another checkout's, in turns")
     timing.add_argument("--before", type=Path, required=True, help="the other checkout (e.g. a worktree of main)")
     timing.add_argument("--rounds", type=int, default=30)
     timing.add_argument("--json", action="store_true", help="one JSON object on the last line")
     args = parser.parse_args(argv)
-    if args.command == "table":
-        write_table(FacePipeline(PipelineConfig()), args.lfw, args.nuaa, args.lfw_every, args.out)
+    if args.command in ("table", "opinions"):
+        write = write_table if args.command == "table" else write_opinions
+        write(FacePipeline(PipelineConfig()), args.lfw, args.nuaa, args.lfw_every, args.out)
+        return
+    if args.command == "verdict":
+        manifest = load_manifest()
+        threshold = args.threshold if args.threshold is not None else float(
+            manifest.models[manifest.pipeline.face_check].params["threshold"])
+        print(json.dumps(verdict(args.table, threshold), indent=1))
         return
     report = tally(read_table(args.table), RULES) if args.command == "rules" else cost(args.before, args.rounds)
     print(json.dumps(report) if args.json else json.dumps(report, indent=1))

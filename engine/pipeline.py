@@ -18,6 +18,7 @@ from engine.decode import DecodedImage, DecodeLimits, decode_image
 from engine.detector import CANVAS_STEP, UltraFaceDetector
 from engine.errors import InferenceFailed
 from engine.face_check import FaceCheck
+from engine.face_classifier import OnetFaceClassifier
 from engine.faces import Detection, Face
 from engine.landmarks import Pfld68Landmarks, five_points
 from engine.liveness import LivenessCheck, MiniFasNetLiveness
@@ -26,13 +27,14 @@ from engine.quality import FaceQuality, face_quality
 from engine.recognizer import ArcFaceRecognizer, RecognizerEnsemble
 from engine.score import SimilarityCalibration
 from models import paths
-from models.manifest import Manifest, ModelSpec, load_manifest
+from models.manifest import NOT_QUANTIZED, Manifest, ModelSpec, load_manifest
 from models.store import PreparedModel, prepared_models
 
 DETECTORS = {"ultraface": UltraFaceDetector}
 LANDMARKS = {"pfld68": Pfld68Landmarks}
 RECOGNIZERS = {"arcface": ArcFaceRecognizer}
 LIVENESS = {"minifasnet": MiniFasNetLiveness}
+FACE_CLASSIFIERS = {"onet": OnetFaceClassifier}
 
 DEFAULT_THRESHOLD = 80.0
 # The detector and the landmarks in INT8, the recognizers in FP16 (FP32 on a backend without FP16): INT8 costs
@@ -130,6 +132,7 @@ class FacePipeline:
         (landmarks_spec,) = self.manifest.for_role("landmarks")
         recognizer_specs = [spec for spec in self.manifest.for_role("recognizer") if self.profile.keeps(spec.name)]
         liveness_specs = self.manifest.for_role("liveness")
+        classifier_specs = self.manifest.for_role("face_check")
         specs = (detector_spec, landmarks_spec, *recognizer_specs)
         # The liveness model runs only when asked: the cores are shared among the models every compare runs.
         self.threads = intra_op_threads(config.threads, len(specs))
@@ -137,10 +140,12 @@ class FacePipeline:
         # already run side by side; splitting a 1 ms resize across cores only adds wake-ups (docs/PERFORMANCE.md).
         cv2.setNumThreads(self.threads)
         self._int8_when_mixed = {detector_spec.name, landmarks_spec.name}
-        self.backends = {spec.name: self._backend(spec) for spec in (*specs, *liveness_specs)}
+        self._not_quantized = {name for name, role in self.manifest.pipeline.roles().items() if role in NOT_QUANTIZED}
+        self.backends = {spec.name: self._backend(spec) for spec in (*specs, *liveness_specs, *classifier_specs)}
         self.detector = DETECTORS[detector_spec.family](self.backends[detector_spec.name], detector_spec,
                                                         max_faces=config.max_faces)
-        self.face_check = FaceCheck(self.detector)
+        self.face_check = FaceCheck(self.detector, next(
+            (FACE_CLASSIFIERS[spec.family](self.backends[spec.name], spec) for spec in classifier_specs), None))
         self.landmarks = LANDMARKS[landmarks_spec.family](self.backends[landmarks_spec.name], landmarks_spec)
         self.recognizer = RecognizerEnsemble([
             RECOGNIZERS[spec.family](self.backends[spec.name], spec, flip=config.flip) for spec in recognizer_specs])
@@ -157,10 +162,11 @@ class FacePipeline:
         return self.profile.similarity_path(self.manifest)
 
     def _precision(self, spec: ModelSpec) -> str:
-        """The configured precision; the liveness model is never quantized (its threshold is measured in FP32);
-        `int8-mixed` quantizes the detector and the landmarks only."""
+        """The configured precision; the liveness model and the face check's classifier are never quantized
+        (their thresholds are measured in FP32); `int8-mixed` quantizes the detector and the landmarks only."""
         if self.config.precision != MIXED_INT8:
-            return "fp32" if self.config.precision == "int8" and spec.family in LIVENESS else self.config.precision
+            return "fp32" if self.config.precision == "int8" and spec.name in self._not_quantized \
+                else self.config.precision
         if spec.name in self._int8_when_mixed:
             return "int8"
         return "fp16" if self.config.backend == "tensorrt" else "fp32"

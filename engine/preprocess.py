@@ -55,6 +55,13 @@ def to_blob(images: list[np.ndarray], spec: InputSpec, size: tuple[int, int] | N
     )
 
 
+def square_crop(pixels: np.ndarray, cx: float, cy: float, side: float, size: int) -> np.ndarray:
+    """The square of `side` pixels about (cx, cy), brought to `size` x `size` by `warp_face`."""
+    scale = size / side
+    matrix = np.array([[scale, 0, size / 2 - scale * cx], [0, scale, size / 2 - scale * cy]], dtype=np.float32)
+    return warp_face(pixels, matrix, (size, size))
+
+
 def warp_face(pixels: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The aligned crop: an affine warp of the image, bilinear, black outside the image."""
     return cv2.warpAffine(pixels, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,

@@ -80,16 +80,22 @@ class PipelineSpec:
     recognizers: tuple[str, ...]
     similarity: str
     liveness: str | None = None
+    face_check: str | None = None
 
     def roles(self) -> dict[str, str]:
         """Model name -> role."""
         roles = {self.detector: "detector", self.landmarks: "landmarks",
                  **dict.fromkeys(self.recognizers, "recognizer")}
-        return {**roles, self.liveness: "liveness"} if self.liveness else roles
+        optional = {self.liveness: "liveness", self.face_check: "face_check"}
+        return {**roles, **{name: role for name, role in optional.items() if name}}
 
     @property
     def similarity_path(self) -> Path:
         return MANIFEST_PATH.parent / self.similarity
+
+
+# Roles whose models always run in FP32 and are left out of INT8 calibration and `engines build`.
+NOT_QUANTIZED = ("liveness", "face_check")
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,9 @@ class Manifest:
 
     def pipeline_models(self) -> list[ModelSpec]:
         """Every model a compare runs, detector first: what INT8 calibrates and `engines build` prepares. The
-        liveness check is not among them: it runs only when asked, and never quantized (docs/LIVENESS.md)."""
-        return [self.models[name] for name, role in self.pipeline.roles().items() if role != "liveness"]
+        liveness check is not among them: it runs only when asked, and never quantized (docs/LIVENESS.md); nor
+        the face check's classifier: its threshold is measured in FP32, and it is a fraction of a millisecond."""
+        return [self.models[name] for name, role in self.pipeline.roles().items() if role not in NOT_QUANTIZED]
 
     def for_role(self, role: str) -> list[ModelSpec]:
         """The models in `role`, in the manifest's order."""

@@ -1,4 +1,5 @@
-"""Boxes that are not faces are refused; every face of the test photos is kept."""
+"""Boxes that are not faces are refused (the detector's second look, then the face classifier); every face of the
+test photos is kept."""
 
 from __future__ import annotations
 
@@ -21,6 +22,45 @@ def test_a_cat_is_not_a_face(pipeline: FacePipeline, photo) -> None:
     assert as_origin.face is None and as_origin.match is None
     as_target = pipeline.compare(photo("obama.jpg"), photo("chelsea.png"))
     assert as_target.face is not None and as_target.match is None
+
+
+def test_what_the_second_look_lets_through_the_classifier_refuses(pipeline: FacePipeline, photo) -> None:
+    """The Hubble deep field: the detector finds its box again on the second look; ONet takes it for no face."""
+    image = pipeline.decode(photo("hubble_deep_field.jpg"))
+    (found,) = pipeline.detector.detect([image.pixels])
+    pixels, boxes = pipeline.crop_source(image, found)
+    (looks,) = pipeline.face_check.second_look([pixels], [boxes])
+    assert max(looks) > 0.9
+    (probabilities,) = pipeline.face_check.face_probabilities([pixels], [boxes])
+    assert max(probabilities) < pipeline.face_check.classifier.threshold
+    assert pipeline.detect([image]) == [[]]
+    result = pipeline.compare(photo("hubble_deep_field.jpg"), photo("obama.jpg"))
+    assert result.face is None and result.match is None
+
+
+@pytest.mark.parametrize("name", FACE_PHOTOS)
+def test_the_classifier_takes_each_test_photo_for_a_face(pipeline: FacePipeline, photo, name: str) -> None:
+    image = pipeline.decode(photo(name))
+    (found,) = pipeline.detector.detect([image.pixels])
+    pixels, boxes = pipeline.crop_source(image, found)
+    (probabilities,) = pipeline.face_check.face_probabilities([pixels], [boxes])
+    assert max(probabilities) >= pipeline.face_check.classifier.threshold
+
+
+@pytest.mark.parametrize("names", [["hubble_deep_field.jpg"], ["sample2.jpg", "hubble_deep_field.jpg", "obama.jpg"]])
+def test_the_check_decides_as_the_probabilities_say(pipeline: FacePipeline, photo, names: list[str]) -> None:
+    """`sees_a_face` looks at the corrected squares only where the first leave a photo undecided: the same
+    answer as the full probabilities."""
+    groups, expected = [], []
+    for name in names:
+        image = pipeline.decode(photo(name))
+        (found,) = pipeline.detector.detect([image.pixels])
+        pixels, boxes = pipeline.crop_source(image, found)
+        (probabilities,) = pipeline.face_check.face_probabilities([pixels], [boxes])
+        groups.append([(pixels, box) for box in boxes])
+        expected.append(max(probabilities) >= pipeline.face_check.classifier.threshold)
+    assert pipeline.face_check.classifier.sees_a_face(groups) == expected
+    assert pipeline.face_check.classifier.sees_a_face([[], *groups]) == [False, *expected]
 
 
 @pytest.mark.parametrize("name", FACE_PHOTOS)

@@ -119,6 +119,14 @@ def test_no_face_is_an_answer_not_a_match(api: Served) -> None:
     assert none_in_target["faceMatch"]["isAvailable"] is False and none_in_target["faceMatch"]["boundingBox"] is None
 
 
+def test_a_photo_the_detector_takes_for_a_face_is_answered_as_no_face(api: Served) -> None:
+    """The Hubble deep field: the detector reports a face there, the face check refuses it."""
+    origin = b64(photo("hubble_deep_field.jpg"))
+    result = _ok(api.compare({"originFace": origin, "targetFace": b64(photo("obama.jpg"))}))
+    assert result["face"] == {"isAvailable": False, "confidence": 0.0, "boundingBox": None, "quality": None}
+    assert result["faceMatch"]["isAvailable"] is False and result["faceMatch"]["isMatch"] is False
+
+
 @pytest.mark.parametrize("payload", [
     {"targetFace": "AAAA"},
     {"originFace": "", "targetFace": "AAAA"},

@@ -47,7 +47,7 @@ def test_info_reports_engine_models_and_calibration(api: Served) -> None:
     assert info["version"] and info["manifest"]["sha256"] == sha256_of(MANIFEST_PATH)
     reference = FacePipeline()
     assert info["calibration"] == reference.calibration.details
-    assert {m["role"] for m in info["models"]} == {"detector", "landmarks", "recognizer", "liveness"}
+    assert {m["role"] for m in info["models"]} == {"detector", "landmarks", "recognizer", "liveness", "face_check"}
     for model in info["models"]:
         assert model["sha256"] == sha256_of(reference.models[model["name"]].prepared)
         assert model["manifestSha256"] == reference.manifest.models[model["name"]].sha256
