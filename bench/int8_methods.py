@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.choose:
         lines = [json.loads(line) for line in args.choose.read_text().splitlines() if line.startswith("{")]
-        by_method = {line["method"]: line for line in lines if "method" in line}
+        by_method = {line["method"]: line for line in lines if "method" in line and "devtrain" in line}
         chosen = choose({method: line["devtrain"] for method, line in by_method.items()})
         print(json.dumps({"chosen": chosen, "rule": choose.__doc__.split(": ", 1)[1].replace("\n    ", " "),
                           "devtest_errors": {m: line["devtest"]["train_threshold"]["errors"]
