@@ -7,13 +7,18 @@ Pairs: the one-face test photos as 1920x1080 JPEGs against each other ("portrait
 for `--duration` seconds or `--max-requests` requests, whichever ends first. Without `--url`, a
 `facecompare serve` is started on 127.0.0.1 with a temporary data directory and its fresh key (from
 `--checkout DIR`: another checkout's code), and its time from start to `/readyz` 200 is reported too.
-The server's CPU time per compare (user + system, after the warm-up) tells what the machine could
-serve alone, however busy it is now. The client's own CPU per compare (this process, user + system) is
-reported beside it: it runs on the same cores, so the compares/s at a level can be read against the full
-CPU-bound limit and against the limit with the client's share taken out. The client is as cheap as a real
-one can be: each pair's multipart body is built once (aiohttp's own writer, so the server receives the same
-bytes and headers as from a `FormData`) and sent as it is. The server's peak RSS is its VmHWM, from its
-pid (`--pid`, the one started, or the process listening on the URL's port).
+The server's CPU time per compare (user + system, after the warm-up) tells what the machine could serve alone,
+however busy it is now; its threads' waits per compare (voluntary context switches) count the hand-offs
+between them, and its minor page faults per compare the memory it gives back and takes again. The client's own
+CPU per compare (this process, user + system) is reported beside it: it runs on the same cores, so the
+compares/s at a level can be read against the full CPU-bound limit and against the limit with the client's
+share taken out. The client is as cheap as a real one can be: each pair's multipart body is built once
+(aiohttp's own writer, so the server receives the same bytes and headers as from a `FormData`) and sent as it
+is. The server's peak RSS is its VmHWM, from its pid (`--pid`, the one started, or the process listening on
+the URL's port). With `--sample-runnable`, how many of the server's threads could use a core, sampled through
+each level (`server_runnable_threads`: the share of samples with fewer runnable threads than cores is what a
+quiet machine would leave idle, whatever else runs now); off by default, as the sampling costs the client
+about 1% of a core.
 
 Beside the HTTP figures, the same pairs are compared in process (bench/inprocess.py, a process of its own
 running the served checkout's code): at concurrency 1, one in-process compare before each HTTP one, so
@@ -38,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -45,6 +51,7 @@ from urllib.parse import urlparse
 import aiohttp
 
 from bench.photos import full_hd_jpeg
+from bench.runnable import RunnableSampler
 from tests.assets import asset_path
 from tests.service_process import REPO, ServiceProcess
 
@@ -189,10 +196,11 @@ def client_cpu_seconds() -> float:
 
 
 async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, duration: float,
-                    max_requests: int, inprocess: InProcess | None = None, pid: int | None = None) -> dict:
+                    max_requests: int, inprocess: InProcess | None = None, pid: int | None = None,
+                    sample_runnable: bool = False) -> dict:
     """One concurrency level: a short warm-up, then `concurrency` clients for `duration` seconds (each HTTP
     compare after one in `inprocess`, when given). The server's (`pid`) and the client's CPU per request are
-    counted after the warm-up."""
+    counted after the warm-up; with `sample_runnable`, its runnable threads too (bench/runnable.py)."""
     url = base.rstrip("/") + "/v1/compare"
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -201,11 +209,15 @@ async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, du
             await _post(session, url, key, pair)
         samples, budget = Samples(), [max_requests]
         server_before, client_before = cpu_seconds(pid), client_cpu_seconds()
+        waits_before, faults_before = voluntary_switches(pid), minor_faults(pid)
         started = time.monotonic()
-        await asyncio.gather(*(_worker(session, url, key, pairs, i * 7, started + duration, budget, samples,
-                                       inprocess) for i in range(concurrency)))
+        sampling = pid is not None and sample_runnable
+        with RunnableSampler(pid, len(os.sched_getaffinity(0))) if sampling else nullcontext() as sampler:
+            await asyncio.gather(*(_worker(session, url, key, pairs, i * 7, started + duration, budget, samples,
+                                           inprocess) for i in range(concurrency)))
         elapsed = time.monotonic() - started
         server_after, client_after = cpu_seconds(pid), client_cpu_seconds()
+        waits_after, faults_after = voluntary_switches(pid), minor_faults(pid)
     everything = [ms for values in samples.ms.values() for ms in values]
     requests = max(1, len(everything) + sum(samples.errors.values()))
     stats = {**summary(everything), "rps": round(len(everything) / elapsed, 2), "errors": dict(samples.errors),
@@ -213,6 +225,12 @@ async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, du
              "client_cpu_ms_per_compare": round((client_after - client_before) * 1000 / requests, 2)}
     if server_before is not None and server_after is not None:
         stats["server_cpu_ms_per_compare"] = round((server_after - server_before) * 1000 / requests, 2)
+    if waits_before is not None and waits_after is not None:
+        stats["server_waits_per_compare"] = round((waits_after - waits_before) / requests, 1)
+    if faults_before is not None and faults_after is not None:
+        stats["server_minor_faults_per_compare"] = round((faults_after - faults_before) / requests, 1)
+    if sampler is not None:
+        stats["server_runnable_threads"] = sampler.summary()
     return stats
 
 
@@ -249,12 +267,37 @@ def peak_rss_mb(pid: int | None) -> float | None:
     return None
 
 
+def _stat_fields(pid: int) -> list[str]:
+    """/proc/PID/stat's fields after the command name (the state is the first)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int | None) -> float | None:
     """User + system CPU time of the process so far: what a compare costs, however busy the machine is."""
     if pid is None:
         return None
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def minor_faults(pid: int | None) -> int | None:
+    """Pages the process has had the kernel map in so far: memory given back to the system and taken again."""
+    return None if pid is None else int(_stat_fields(pid)[7])
+
+
+def voluntary_switches(pid: int | None) -> int | None:
+    """How often the process's threads have gone to sleep so far (each wake-up of a waiting thread is one):
+    the hand-offs between threads, which the machine's load does not add to (involuntary switches it would)."""
+    if pid is None:
+        return None
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("voluntary_ctxt"))
+    return total
 
 
 def ratios(levels: dict[str, dict], inprocess: dict) -> dict[str, float]:
@@ -289,7 +332,7 @@ def run(base: str, key: str, pid: int | None, args: argparse.Namespace) -> dict:
     for concurrency in args.concurrency:
         levels[str(concurrency)] = asyncio.run(run_level(base, key, pairs, concurrency, args.duration,
                                                          args.max_requests, alongside if concurrency == 1 else None,
-                                                         pid))
+                                                         pid, args.sample_runnable))
     result = {"concurrency": levels, "peak_rss_mb": peak_rss_mb(pid), "load_average": os.getloadavg()}
     if alongside is not None:
         alongside.close()
@@ -330,6 +373,8 @@ def main(argv: list[str] | None = None) -> None:
                                                      " to compare before and after")
     parser.add_argument("--no-inprocess", dest="inprocess", action="store_false",
                         help="no in-process compares beside the HTTP ones at concurrency 1")
+    parser.add_argument("--sample-runnable", action="store_true",
+                        help="sample the server's runnable threads through each level (bench/runnable.py)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.url:
