@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from calibration.build import calibration_set, write_qdq_models
 from engine.align import similarity_matrix
-from engine.backends.int8 import photos_digest
+from engine.backends.int8 import CALIBRATION_METHODS, DEFAULT_METHOD, photos_digest
 from engine.decode import DecodedImage
 from engine.faces import Detection
 from engine.pipeline import FacePipeline, PipelineConfig
@@ -182,22 +183,27 @@ def measure(lfw: Path, assets: Path, limit: int | None, attribution_every: int =
     return report
 
 
+def calibrate_on_devtrain(lfw: Path, method: str, roles: Collection[str] | None = None) -> None:
+    """The Q/DQ models of the cache (of `roles` only, if given), calibrated with `method` on the DevTrain
+    photos only."""
+    train_photos = sorted({lfw / "images" / n for p in read_pairs(lfw / "pairsDevTrain.tsv") for n in (p.a, p.b)})
+    write_qdq_models(calibration_set(train_photos), photos_digest(train_photos), method=method, roles=roles)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m calibration.parity", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", type=Path, required=True, help="pairsDevTrain.tsv, pairsDevTest.tsv, images/")
     parser.add_argument("--assets", type=Path, default=paths.home() / "test-assets", help="photos for detection recall")
     parser.add_argument("--calibrate", action="store_true", help="rebuild the Q/DQ models from DevTrain photos first")
-    parser.add_argument("--method", default="percentile", choices=["percentile", "entropy", "minmax"])
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=CALIBRATION_METHODS)
     parser.add_argument("--calibrate-only", action="store_true",
                         help="with --calibrate: write the Q/DQ models and stop (measure them with bench.accuracy)")
     parser.add_argument("--limit", type=int, default=None, help="measure on the first N photos only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.calibrate:
-        train_photos = sorted({args.lfw / "images" / n for p in read_pairs(args.lfw / "pairsDevTrain.tsv")
-                               for n in (p.a, p.b)})
-        write_qdq_models(calibration_set(train_photos), photos_digest(train_photos), method=args.method)
+        calibrate_on_devtrain(args.lfw, args.method)
         if args.calibrate_only:
             return 0
     report = measure(args.lfw, args.assets, args.limit)

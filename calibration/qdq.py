@@ -23,6 +23,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from engine.backends.int8 import DEFAULT_METHOD
 from engine.preprocess import to_blob
 from models.manifest import InputSpec
 
@@ -32,6 +33,9 @@ TENSORRT_OPTIONS = {
     "QuantizeBias": False,
     "AddQDQPairToWeight": True,
 }
+METHODS = {"percentile": CalibrationMethod.Percentile, "entropy": CalibrationMethod.Entropy,
+           "minmax": CalibrationMethod.MinMax}
+METHOD_KEY = "facecompare.calibration_method"
 # Per-channel QuantizeLinear (its `axis`) needs opset 13; TensorRT's Q/DQ support assumes it too.
 QDQ_OPSET = 13
 
@@ -101,12 +105,17 @@ def end_nodes(model: onnx.ModelProto) -> list[str]:
     return list(chosen)
 
 
-def quantize(fp32: Path, int8: Path, reader: BlobReader, *, method: str = "percentile",
+def recorded_method(int8: Path) -> str:
+    """The calibration method written into a Q/DQ model's metadata ("" for models quantized before it was)."""
+    props = onnx.load(str(int8), load_external_data=False).metadata_props
+    return next((p.value for p in props if p.key == METHOD_KEY), "")
+
+
+def quantize(fp32: Path, int8: Path, reader: BlobReader, *, method: str = DEFAULT_METHOD,
              float_ends: bool = True) -> Path:
-    """Write the Q/DQ graph of `fp32` to `int8`, calibrated on what `reader` yields; with `float_ends`,
-    the `end_nodes` stay in float."""
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
+    """Write the Q/DQ graph of `fp32` to `int8`, calibrated with `method` on what `reader` yields; with
+    `float_ends`, the `end_nodes` stay in float. The method goes into the model's metadata, so two methods
+    never give the same file (a TensorRT engine is cached by the Q/DQ file's sha256)."""
     with tempfile.TemporaryDirectory() as scratch:
         upgraded, preprocessed = Path(scratch) / "opset.onnx", Path(scratch) / "pre.onnx"
         onnx.save(with_opset(onnx.load(str(fp32)), QDQ_OPSET), str(upgraded))
@@ -115,9 +124,12 @@ def quantize(fp32: Path, int8: Path, reader: BlobReader, *, method: str = "perce
         partial = int8.with_suffix(".partial")
         quantize_static(
             str(preprocessed), str(partial), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=methods[method],
+            activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, calibrate_method=METHODS[method],
             nodes_to_exclude=end_nodes(onnx.load(str(preprocessed))) if float_ends else [],
             extra_options={**TENSORRT_OPTIONS, "CalibPercentile": 99.999, "CalibStridedMinMax": reader.stride},
         )
+        quantized = onnx.load(str(partial))
+        onnx.helper.set_model_props(quantized, {METHOD_KEY: method})
+        onnx.save(quantized, str(partial))
         partial.replace(int8)
     return int8

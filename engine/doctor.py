@@ -155,7 +155,8 @@ def int8_models() -> list[Finding]:
                         + ("for every model" if not missing else f"missing for {', '.join(missing)}"),
                         "facecompare engines build --precision int8 --implicit --calibration DIR" if missing else None)]
     missing = [name for name in names if not models[name].quantized.exists()]
-    return [Finding("INT8 route", "Q/DQ models, " + ("none missing" if not missing else
+    method = f" ({route.method} calibration)" if route.method else ""
+    return [Finding("INT8 route", f"Q/DQ models{method}, " + ("none missing" if not missing else
                                                      f"missing for {', '.join(missing)}"),
                     "facecompare engines build --precision int8 --calibration DIR (add --onnx-only without a GPU)"
                     if missing else None)]

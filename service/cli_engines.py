@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.backends.base import BackendUnavailable
+from engine.backends.int8 import CALIBRATION_METHODS, CALIBRATOR_METHOD, DEFAULT_METHOD
 from models.manifest import ModelSpec
 
 
@@ -43,6 +44,13 @@ def _engines_build(args: argparse.Namespace) -> int:
     if args.implicit and (args.precision != "int8" or args.onnx_only):
         print("--implicit is TensorRT's INT8 calibrator: it needs --precision int8 and builds engines")
         return 2
+    if args.method and not (args.precision == "int8" and args.calibration):
+        print("--method is how INT8 ranges are calibrated: it needs --precision int8 and --calibration DIR")
+        return 2
+    if args.implicit and args.method not in (None, CALIBRATOR_METHOD):
+        print(f"--implicit calibrates with TensorRT's {CALIBRATOR_METHOD} calibrator: --method {args.method} is "
+              "for the Q/DQ models (drop --implicit)")
+        return 2
     manifest, models = load_manifest(), prepared_models()
     specs = manifest.pipeline_models()
     implicit = args.precision == "int8" and args.implicit
@@ -59,11 +67,13 @@ def _engines_build(args: argparse.Namespace) -> int:
         if made is None:
             return 2
         calibration, digest = made
-        route = Int8Route("calibrator" if implicit else "qdq", digest)
+        route = Int8Route("calibrator", digest, CALIBRATOR_METHOD) if implicit else \
+            Int8Route("qdq", digest, args.method or DEFAULT_METHOD)
         if not implicit:
             from calibration.build import write_qdq_models
 
-            for name, path in write_qdq_models(calibration, digest).items():
+            print(f"calibration method: {route.method}")
+            for name, path in write_qdq_models(calibration, digest, method=route.method).items():
                 print(f"{name}: {path}")
     elif implicit and route.name != "calibrator":
         print("--implicit needs --calibration DIR (a folder of photos with faces, a few hundred)")
@@ -149,6 +159,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     build.add_argument("--implicit", action="store_true",
                        help="INT8 by TensorRT's entropy calibrator instead of Q/DQ models (TensorRT 8.x/10.x); "
                        "no Q/DQ models are written")
+    build.add_argument("--method", choices=CALIBRATION_METHODS,
+                       help=f"how the Q/DQ models' INT8 ranges are calibrated from --calibration's photos (default "
+                       f"{DEFAULT_METHOD}; recorded with the route; --implicit is always {CALIBRATOR_METHOD})")
     build.add_argument("--onnx-only", action="store_true", help="write the INT8 Q/DQ models, build no engine")
     build.add_argument("--max-batch", type=int, default=32, help="largest batch the engines accept")
     build.add_argument("--workspace-mb", type=int, default=None, help="builder scratch memory (default 512)")

@@ -10,6 +10,7 @@ import pytest
 
 from calibration.naming import calibration_cache_name
 from calibration.trt_calibrator import full_batches
+from engine.backends.int8 import CALIBRATION_METHODS, DEFAULT_METHOD
 from models.manifest import InputSpec
 
 SHA = "87aacdfe57510db2af90c0251df680e8eec88f122ee94712121d09bcaaaf3581"
@@ -154,3 +155,76 @@ def test_int8_mixed_runs_detector_and_landmarks_in_int8_only(tmp_path: Path) -> 
         for spec in pipeline.manifest.for_role(role):
             assert chosen[spec.name].endswith(".int8.onnx") == int8, spec.name
             assert pipeline.backends[spec.name].info.precision == ("int8" if int8 else "fp32")
+
+
+def test_each_calibration_method_is_written_into_its_qdq_model(pipeline, calibration, tmp_path: Path) -> None:
+    from calibration.qdq import BlobReader, quantize, recorded_method
+    from models.registry import sha256_of
+
+    spec = pipeline.manifest.for_role("landmarks")[0]
+    digests = set()
+    for method in CALIBRATION_METHODS:
+        int8 = quantize(pipeline.models[spec.name].prepared, tmp_path / f"lm-{method}.int8.onnx",
+                        BlobReader(spec.input.name, calibration.images[spec.name], spec.input, stride=4),
+                        method=method)
+        assert recorded_method(int8) == method
+        digests.add(sha256_of(int8))
+    # A TensorRT engine of the Q/DQ route is cached by the file's sha256: one per method.
+    assert len(digests) == len(CALIBRATION_METHODS)
+    assert recorded_method(pipeline.models[spec.name].prepared) == ""
+
+
+@pytest.fixture
+def scratch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A FACECOMPARE_HOME holding a copy of the models, and a folder of five test photos to calibrate on."""
+    import shutil
+
+    from models import paths
+    from tests.assets import asset_path
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("obama.jpg", "obama2.jpg", "biden.jpg", "sample1.jpg", "sample2.jpg"):
+        shutil.copyfile(asset_path(name), photos / name)
+    home = tmp_path / "home"
+    shutil.copytree(paths.models_dir(), home / "models")
+    monkeypatch.setenv("FACECOMPARE_HOME", str(home))
+    return home, photos
+
+
+@pytest.mark.parametrize("extra", [
+    ["--method", "entropy"],  # no --calibration: the method would describe nothing
+    ["--method", "percentile", "--implicit", "--calibration", "."],  # TensorRT's calibrator is entropy
+])
+def test_engines_build_refuses_a_method_it_cannot_apply(extra: list[str], scratch_home, capsys) -> None:
+    from service.cli import main
+
+    assert main(["engines", "build", "--precision", "int8", *extra]) == 2
+    assert "--method" in capsys.readouterr().out
+    assert not (scratch_home[0] / "calibration").exists()
+
+
+def test_engines_build_refuses_an_unknown_method() -> None:
+    from service.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["engines", "build", "--precision", "int8", "--method", "kl-magic", "--calibration", ".", "--onnx-only"])
+
+
+@pytest.mark.parametrize("asked", [None, next(m for m in CALIBRATION_METHODS if m != DEFAULT_METHOD)])
+def test_engines_build_records_the_calibration_method(asked: str | None, scratch_home, capsys) -> None:
+    from calibration.qdq import recorded_method
+    from engine.backends.int8 import read_route
+    from engine.pipeline import FacePipeline, PipelineConfig
+    from models import paths
+    from service.cli import main
+
+    method = asked or DEFAULT_METHOD
+    assert main(["engines", "build", "--precision", "int8", *(["--method", asked] if asked else []),
+                 "--calibration", str(scratch_home[1]), "--onnx-only", "--photos", "2", "--faces", "4"]) == 0
+    assert f"calibration method: {method}" in capsys.readouterr().out
+    route = read_route(paths.calibration_dir())
+    assert route.name == "qdq" and route.method == method and len(route.calibration) == 64
+    pipeline = FacePipeline(PipelineConfig(precision="int8-mixed"))
+    assert {recorded_method(pipeline._onnx_for(spec)) for spec in pipeline.manifest.pipeline_models()
+            if pipeline.backends[spec.name].info.precision == "int8"} == {method}

@@ -137,11 +137,15 @@ def test_one_int8_route_per_request(tmp_path: Path) -> None:
 
 
 def test_the_route_is_what_the_last_calibration_recorded(tmp_path: Path) -> None:
-    assert read_route(tmp_path) == Int8Route("qdq", "")
-    write_route(tmp_path, Int8Route("calibrator", "c" * 64))
-    assert read_route(tmp_path) == Int8Route("calibrator", "c" * 64)
-    with pytest.raises(ValueError):
-        write_route(tmp_path, Int8Route("guess", ""))
+    assert read_route(tmp_path) == Int8Route("qdq", "", "")
+    write_route(tmp_path, Int8Route("calibrator", "c" * 64, "entropy"))
+    assert read_route(tmp_path) == Int8Route("calibrator", "c" * 64, "entropy")
+    # A record from before the method was recorded still reads: its method is unknown, not guessed.
+    (tmp_path / "int8-route.json").write_text('{"name": "qdq", "calibration": "' + "d" * 64 + '"}')
+    assert read_route(tmp_path) == Int8Route("qdq", "d" * 64, "")
+    for refused in (Int8Route("guess", "", "entropy"), Int8Route("qdq", "", ""), Int8Route("qdq", "", "kl")):
+        with pytest.raises(ValueError):
+            write_route(tmp_path, refused)
 
 
 def test_the_calibration_digest_follows_the_photos_and_limits(tmp_path: Path) -> None:

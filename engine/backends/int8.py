@@ -18,6 +18,11 @@ from pathlib import Path
 import onnx
 
 ROUTES = ("qdq", "calibrator")
+# How the Q/DQ route's activation ranges are calibrated (onnxruntime's CalibrationMethod, by name); the default
+# is the one chosen on DevTrain (docs/INT8.md, "Which calibration method"). TensorRT's calibrator is entropy.
+CALIBRATION_METHODS = ("percentile", "entropy", "minmax")
+DEFAULT_METHOD = "entropy"
+CALIBRATOR_METHOD = "entropy"
 RECORD = "int8-route.json"
 QUANTIZE_OPS = {"QuantizeLinear", "DequantizeLinear"}
 
@@ -28,10 +33,12 @@ class Int8Unavailable(FileNotFoundError):
 
 @dataclass(frozen=True)
 class Int8Route:
-    """`name` in ROUTES; `calibration`: the digest of the photos calibrated on ("" when not recorded)."""
+    """`name` in ROUTES; `calibration`: the digest of the photos calibrated on; `method`: how the ranges were
+    calibrated, in CALIBRATION_METHODS ("" when not recorded: calibrations older than the method choice)."""
 
     name: str = "qdq"
     calibration: str = ""
+    method: str = ""
 
 
 def read_route(folder: Path) -> Int8Route:
@@ -43,6 +50,8 @@ def read_route(folder: Path) -> Int8Route:
 def write_route(folder: Path, route: Int8Route) -> None:
     if route.name not in ROUTES:
         raise ValueError(f"INT8 route {route.name!r}: use one of {', '.join(ROUTES)}")
+    if route.method not in CALIBRATION_METHODS:
+        raise ValueError(f"INT8 calibration method {route.method!r}: use one of {', '.join(CALIBRATION_METHODS)}")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RECORD).write_text(json.dumps(asdict(route)))
 
