@@ -10,9 +10,10 @@ of the outputs.
 
 Why `callers`: a batch stops waiting as soon as every thread that could join it has. With one compare
 in flight, each of the four models would otherwise wait out `max_wait_ms` for nobody: 12 of the 44 ms
-of a compare over HTTP (docs/PERFORMANCE.md). And for the same reason a lone caller (the model idle,
-nothing queued, no other compare computing) runs its inference on its own thread: no batch can form, and
-the two thread hand-offs per model call cost more than the wait, most on a busy machine.
+of a compare over HTTP (docs/PERFORMANCE.md). And for the same reason a lone caller (nothing
+queued, no other compare computing) runs its inference on its own thread: no batch can form, and the two
+thread hand-offs per model call cost more than the wait, most on a busy machine. Such runs may overlap (a
+compare's two photos worked on at once); ONNX Runtime's sessions run concurrent calls.
 
 Why a cap in bytes, on onnxruntime only (`engine.backends.limits`): on a CPU a batch gains nothing past a
 few rows (the recognizer takes 3.0 ms a crop alone, 3.9 ms a crop in a batch of 32), while the memory of one
@@ -133,7 +134,9 @@ class DynamicBatcher:
         self._queue: deque[_Request] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._running = False  # an inference is running, on the worker or on a lone caller's thread
+        # Inferences running, on the worker or on lone callers' threads. A compare working on its two photos at
+        # once (engine/pipeline.py) is one caller on two threads: both of its calls run at once, not in turn.
+        self._running = 0
         self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -156,9 +159,9 @@ class DynamicBatcher:
                 raise NotReady("shutting down", retry_after=self.retry_after)
             if len(self._queue) >= self.queue_size:
                 raise NotReady("inference queue is full", retry_after=self.retry_after)
-            alone = not self._queue and not self._running and self._everyone_joined(1)
+            alone = not self._queue and self._everyone_joined(1)
             if alone:
-                self._running = True
+                self._running += 1
             else:
                 self._queue.append(request)
                 self._cond.notify_all()
@@ -202,7 +205,7 @@ class DynamicBatcher:
         closing) the worker has nothing to do, so it is not woken: waking it for nothing cost two thread
         switches per model call, 4% of the server's samples at concurrency 1 (docs/PERFORMANCE.md)."""
         with self._cond:
-            self._running = False
+            self._running -= 1
             if self._queue or self._closed:
                 self._cond.notify_all()
 
@@ -214,7 +217,7 @@ class DynamicBatcher:
                 self._cond.wait()
             if not self._queue:
                 return []
-            self._running = True
+            self._running += 1
             batch = [self._queue.popleft()]
             rows = batch[0].rows
             limit = self._row_limit(batch[0].inputs)
@@ -240,7 +243,7 @@ class DynamicBatcher:
         while batch := self._take():
             self._run_batch(batch)
             with self._cond:
-                self._running = False
+                self._running -= 1
             for request in batch:
                 request.done.set()
 

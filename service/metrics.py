@@ -53,9 +53,12 @@ class Metrics:
         for outcome in LIVENESS_OUTCOMES:
             self.liveness_checks.labels(outcome=outcome)
 
+    def stage(self, stage: str, seconds: float) -> None:
+        self.stage_seconds.labels(stage=stage).observe(seconds)
+
     def batch(self, model: str, rows: int, seconds: float) -> None:
         self.batch_rows.labels(model=model).observe(rows)
-        self.stage_seconds.labels(stage=model).observe(seconds)
+        self.stage(model, seconds)
 
     def waited(self, model: str, seconds: float) -> None:
         self.stage_seconds.labels(stage=f"queue_{model}").observe(seconds)

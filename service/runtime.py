@@ -155,12 +155,7 @@ class Runtime:
 
     def _timed_compare(self, pipeline: FacePipeline, origin: bytes, target: bytes, threshold: float,
                        liveness: LivenessCheck | None) -> CompareResult:
-        started = time.monotonic()
-        origin_image, target_image = pipeline.decode(origin), pipeline.decode(target)
-        decoded = time.monotonic()
-        self.metrics.stage_seconds.labels(stage="decode").observe(decoded - started)
-        result = pipeline.compare_images(origin_image, target_image, threshold, liveness)
-        self.metrics.stage_seconds.labels(stage="compare").observe(time.monotonic() - decoded)
+        result = pipeline.compare(origin, target, threshold, liveness, timed=self.metrics.stage)
         self.metrics.liveness_checked(result)
         return result
 

@@ -311,3 +311,23 @@ def test_a_request_queued_behind_a_lone_caller_is_taken_when_it_ends(photos: lis
     finally:
         batcher.close()
     assert gated.threads[-1] == "batcher-landmarks"
+
+
+def test_two_calls_of_one_caller_run_at_once(photos: list[np.ndarray]) -> None:
+    """A compare working on its two photos at once (engine/pipeline.py) is one caller on two threads: its
+    second call runs beside the first, not queued behind it for the worker."""
+    name, backend, rows = _model_inputs("landmarks", photos)
+    gated = GatedBackend(backend)
+    batcher = DynamicBatcher(gated, name="landmarks", max_batch=32, max_wait_ms=600_000, callers=lambda: 1)
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(batcher.infer, {name: rows[0]})
+            assert gated.entered.wait(60)
+            second = pool.submit(batcher.infer, {name: rows[1]}).result(10)
+            gated.gate.set()
+            first.result(60)
+    finally:
+        batcher.close()
+    assert "batcher-landmarks" not in gated.threads
+    np.testing.assert_allclose(second[next(iter(second))], backend.infer({name: rows[1]})[next(iter(second))],
+                               rtol=1e-4, atol=1e-4)
