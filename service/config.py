@@ -67,10 +67,13 @@ class ServiceConfig:
     device_id: str = ""
     # engine/profiles.py: "accurate" (the default) or "fast", an option for cameras that see large faces only.
     profile: str = "accurate"
+    # While cores are idle, a compare works on its two photos at once (0.71x the time of a lone compare); off
+    # for a machine whose cores other processes keep busy, where it only adds the threads' hand-offs.
+    photos_at_once: bool = True
 
     def pipeline_config(self) -> PipelineConfig:
         return PipelineConfig(backend=self.backend, precision=self.precision, max_batch=self.max_batch,
-                              threads=self.threads, profile=self.profile)
+                              threads=self.threads, profile=self.profile, photos_at_once=self.photos_at_once)
 
     @property
     def max_inflight(self) -> int:
@@ -85,6 +88,8 @@ def _convert(name: str, value: Any) -> Any:
     """A file or environment value as the field's type; ValueError names the key."""
     kind = str(_FIELDS[name].type)
     try:
+        if kind == "bool":
+            return _as_bool(value)
         if kind == "int":
             if isinstance(value, bool):
                 raise ValueError(value)
@@ -99,6 +104,16 @@ def _convert(name: str, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"configuration {name}: cannot use {value!r}") from exc
+
+
+def _as_bool(value: Any) -> bool:
+    """TOML's true/false, or in the environment true/false, 1/0, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+    if isinstance(value, str) and value.strip().lower() in words:
+        return words[value.strip().lower()]
+    raise ValueError(value)
 
 
 def _from_file(path: Path) -> dict[str, Any]:

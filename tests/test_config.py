@@ -37,7 +37,7 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text", ["prot = 1\n", "port = 'eighty'\n", "max_batch = 0\n", "workers = true\n",
-                                  "callback_base_delay = 0\n"])
+                                  "callback_base_delay = 0\n", "photos_at_once = 'sometimes'\n"])
 def test_typos_and_bad_values_are_errors(tmp_path: Path, text: str) -> None:
     path = tmp_path / "config.toml"
     path.write_text(text)
@@ -48,3 +48,14 @@ def test_typos_and_bad_values_are_errors(tmp_path: Path, text: str) -> None:
 def test_bad_environment_value_names_the_key() -> None:
     with pytest.raises(ValueError, match="queue_size"):
         load_config(env={"FACECOMPARE_QUEUE_SIZE": "lots"})
+
+
+def test_photos_at_once_is_a_switch_for_the_pipeline(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("photos_at_once = false\n")
+    assert ServiceConfig().pipeline_config().photos_at_once is True
+    assert load_config(path, env={}).pipeline_config().photos_at_once is False
+    assert load_config(path, env={"FACECOMPARE_PHOTOS_AT_ONCE": "on"}).pipeline_config().photos_at_once is True
+    assert load_config(env={"FACECOMPARE_PHOTOS_AT_ONCE": "0"}).photos_at_once is False
+    with pytest.raises(ValueError, match="photos_at_once"):
+        load_config(env={"FACECOMPARE_PHOTOS_AT_ONCE": "sometimes"})

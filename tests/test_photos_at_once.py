@@ -93,3 +93,9 @@ def test_under_load_each_compare_stays_on_one_thread(pipeline: FacePipeline) -> 
     assert at_once == [2 * (count + 1) <= CORES for count in range(CORES)]
     with pipeline._computing() as alone:
         assert alone
+
+
+def test_switched_off_a_lone_compare_stays_on_one_thread(pipeline: FacePipeline) -> None:
+    """`photos_at_once = false` (docs/CONFIGURATION.md): for a machine whose cores other processes keep busy."""
+    with one_after_the_other(pipeline)._computing() as at_once:
+        assert not at_once
