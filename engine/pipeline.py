@@ -232,9 +232,10 @@ class FacePipeline:
     def decode(self, data: bytes) -> DecodedImage:
         return decode_image(data, self.config.limits)
 
-    def detect(self, images: list[DecodedImage]) -> list[list[Detection]]:
+    def detect(self, images: list[DecodedImage], detector: UltraFaceDetector | None = None) -> list[list[Detection]]:
         """The faces of each image, largest first: the detector's boxes that its second look confirms."""
-        return self.checked(images, self.detector.detect([image.pixels for image in images], self.profile.canvas))
+        found = (detector or self.detector).detect([image.pixels for image in images], self.profile.canvas)
+        return self.checked(images, found)
 
     def checked(self, images: list[DecodedImage], found: list[list[Detection]]) -> list[list[Detection]]:
         """The boxes the detector finds again, looking at each in the pixels its crops come from (`crop_source`):
@@ -313,6 +314,11 @@ class FacePipeline:
         except (RuntimeError, ValueError, MemoryError, cv2.error) as exc:
             raise InferenceFailed("inference failed") from exc
         return replace(result, liveness_check=check, liveness=score)
+
+    @property
+    def compares_in_flight(self) -> int:
+        """Compares running now: how many callers the service's batchers may wait for."""
+        return self._in_flight
 
     @contextmanager
     def _computing(self) -> Iterator[bool]:
@@ -397,7 +403,7 @@ class FacePipeline:
                     return self._answer(origin, target, probe, best, threshold)
         origin_from_coarse = probe is not None
         if origin_from_coarse:
-            (target_found,) = self.checked([target], self._alone_detector(at_once).detect([target.pixels]))
+            (target_found,) = self.detect([target], self._alone_detector(at_once))
         else:
             origin_found, target_found = self._detect_both(origin, target, at_once)
             if not origin_found:

@@ -34,9 +34,10 @@ class BatchedPipeline(FacePipeline):
     """The unchanged pipeline, each of its backends wrapped in a dynamic batcher named after its role."""
 
     def __init__(self, config: PipelineConfig, *, max_wait_ms: float, queue_size: int,
-                 observer: BatchObserver | None = None, callers: Callable[[], int] | None = None) -> None:
+                 observer: BatchObserver | None = None, count_callers: bool = False) -> None:
+        """`count_callers`: a batch waits only for the compares in flight (else always `max_wait_ms`)."""
         self._batching = {"max_wait_ms": max_wait_ms, "queue_size": queue_size, "observer": observer,
-                          "callers": callers}
+                          "callers": (lambda: self.compares_in_flight) if count_callers else None}
         super().__init__(config)
 
     def _backend(self, spec: ModelSpec) -> Backend:
@@ -87,8 +88,6 @@ class Runtime:
         self.state = "loading"
         self._pipeline: BatchedPipeline | None = None
         self._inflight = 0
-        self._computing = 0
-        self._computing_lock = threading.Lock()
         self._loader: threading.Thread | None = None
 
     @property
@@ -105,7 +104,7 @@ class Runtime:
         try:
             pipeline = BatchedPipeline(self.config.pipeline_config(), max_wait_ms=self.config.max_wait_ms,
                                        queue_size=self.config.queue_size, observer=self.metrics,
-                                       callers=lambda: self._computing)
+                                       count_callers=True)
             warm_up(pipeline)
             self.info = describe(pipeline)
         except Exception as exc:
@@ -141,20 +140,11 @@ class Runtime:
 
     def _compare(self, origin: bytes, target: bytes, threshold: float,
                  liveness: LivenessCheck | None) -> CompareResult:
-        """Counted while it runs: the batchers wait for followers only while other compares are running."""
+        """The pipeline counts the compare while it runs: its batchers wait for followers only while other
+        compares are running."""
         pipeline = self._pipeline
         if pipeline is None:
             raise NotReady("shutting down")
-        with self._computing_lock:
-            self._computing += 1
-        try:
-            return self._timed_compare(pipeline, origin, target, threshold, liveness)
-        finally:
-            with self._computing_lock:
-                self._computing -= 1
-
-    def _timed_compare(self, pipeline: FacePipeline, origin: bytes, target: bytes, threshold: float,
-                       liveness: LivenessCheck | None) -> CompareResult:
         result = pipeline.compare(origin, target, threshold, liveness, timed=self.metrics.stage)
         self.metrics.liveness_checked(result)
         return result
