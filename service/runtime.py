@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from functools import cached_property
 from importlib import metadata
 from typing import Any, TypeVar
 
@@ -40,9 +42,20 @@ class BatchedPipeline(FacePipeline):
                           "callers": (lambda: self.compares_in_flight) if count_callers else None}
         super().__init__(config)
 
+    @cached_property
+    def inference_slots(self) -> int:
+        """Inferences that may run at once across every model: as many as the cores hold at the models' threads
+        each. On onnxruntime each model gets a runner per slot (engine/batcher.py); a GPU backend keeps one."""
+        return max(1, len(os.sched_getaffinity(0)) // self.threads) if self.config.backend == "onnxruntime" else 1
+
+    @cached_property
+    def _slots(self) -> threading.Semaphore:
+        return threading.BoundedSemaphore(self.inference_slots)
+
     def _backend(self, spec: ModelSpec) -> Backend:
         role = self.manifest.pipeline.roles()[spec.name]
-        return DynamicBatcher(super()._backend(spec), name=role, max_batch=self.config.max_batch, **self._batching)
+        return DynamicBatcher(super()._backend(spec), name=role, max_batch=self.config.max_batch,
+                              runners=self.inference_slots, slots=self._slots, **self._batching)
 
 
 def warm_up(pipeline: FacePipeline) -> None:
