@@ -143,12 +143,7 @@ class DynamicBatcher:
         self._slots = slots
         self._observer = observer
         self._queue: deque[_Request] = deque()
-        self._lock = threading.Lock()
-        # Runners with nothing they may take wait for work; a runner gathering followers for its batch waits for
-        # them to arrive. Apart, so a request wakes the one thread that takes it, not every runner.
-        self._has_work = threading.Condition(self._lock)
-        self._arrived = threading.Condition(self._lock)
-        self._gathering = 0
+        self._cond = threading.Condition()
         self._closed = False
         # Inferences running, on the runners or on lone callers' threads. A compare working on its two photos at
         # once (engine/pipeline.py) is one caller on two threads: both of its calls run at once, not in turn.
@@ -174,7 +169,7 @@ class DynamicBatcher:
 
     def _submit(self, inputs: Inputs) -> dict[str, np.ndarray]:
         request = _Request(inputs=inputs, rows=_rows(inputs), signature=_signature(inputs))
-        with self._lock:
+        with self._cond:
             if self._closed:
                 raise NotReady("shutting down", retry_after=self.retry_after)
             if len(self._queue) >= self.queue_size:
@@ -184,7 +179,7 @@ class DynamicBatcher:
                 self._running += 1
             else:
                 self._queue.append(request)
-                (self._arrived if self._gathering else self._has_work).notify()
+                self._cond.notify_all()
             self._report_depth()
         if alone:
             try:
@@ -199,10 +194,9 @@ class DynamicBatcher:
 
     def close(self) -> None:
         """Refuse new requests, finish the queued ones, stop the runners, then close the backend they wrap."""
-        with self._lock:
+        with self._cond:
             already, self._closed = self._closed, True
-            self._has_work.notify_all()
-            self._arrived.notify_all()
+            self._cond.notify_all()
         for thread in self._threads:
             thread.join()
         if not already:
@@ -227,20 +221,18 @@ class DynamicBatcher:
         meanwhile. With nothing queued (and not closing) no runner has anything to do, so none is woken: waking
         one for nothing cost two thread switches per model call, 4% of the server's samples at concurrency 1
         (docs/PERFORMANCE.md)."""
-        with self._lock:
+        with self._cond:
             self._running -= 1
             self._held -= requests
-            if self._closed:
-                self._has_work.notify_all()
-            elif self._queue:
-                self._has_work.notify()
+            if self._queue or self._closed:
+                self._cond.notify_all()
 
     def _take(self) -> list[_Request]:
         """The next batch: the oldest request, then the compatible ones queued after it (another canvas size
         waits for its own batch) until full, or out of time."""
-        with self._lock:
+        with self._cond:
             while (not self._queue or self._running >= self.runners) and not (self._closed and not self._running):
-                self._has_work.wait()
+                self._cond.wait()
             if not self._queue:
                 return []
             self._running += 1
@@ -248,7 +240,6 @@ class DynamicBatcher:
             rows = batch[0].rows
             limit = self._row_limit(batch[0].inputs)
             deadline = batch[0].enqueued + self.max_wait
-            self._gathering += 1
             while rows < limit:
                 follower = next((r for r in self._queue if r.signature == batch[0].signature), None)
                 if follower is not None:
@@ -264,11 +255,8 @@ class DynamicBatcher:
                 if remaining <= 0 or self._closed or \
                         self._everyone_joined(len(batch) + len(self._queue) + self._held):
                     break
-                self._arrived.wait(remaining)
-            self._gathering -= 1
+                self._cond.wait(remaining)
             self._held += len(batch)
-            if self._queue and self._running < self.runners:
-                self._has_work.notify()  # what this batch left (another size, or past its limit) for another runner
             self._report_depth()
             return batch
 
