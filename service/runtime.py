@@ -43,19 +43,22 @@ class BatchedPipeline(FacePipeline):
         super().__init__(config)
 
     @cached_property
-    def inference_slots(self) -> int:
-        """Inferences that may run at once across every model: as many as the cores hold at the models' threads
-        each. On onnxruntime each model gets a runner per slot (engine/batcher.py); a GPU backend keeps one."""
-        return max(1, len(os.sched_getaffinity(0)) // self.threads) if self.config.backend == "onnxruntime" else 1
+    def inference_slots(self) -> int | None:
+        """On onnxruntime, the inferences that may run at once across every model: as many as the cores hold at
+        the models' threads each, and each model gets a runner per slot (engine/batcher.py). None on a GPU
+        backend: one runner per model, unbounded across models, as the GPU's own queue orders them."""
+        if self.config.backend != "onnxruntime":
+            return None
+        return max(1, len(os.sched_getaffinity(0)) // self.threads)
 
     @cached_property
-    def _slots(self) -> threading.Semaphore:
-        return threading.BoundedSemaphore(self.inference_slots)
+    def _slots(self) -> threading.Semaphore | None:
+        return None if self.inference_slots is None else threading.BoundedSemaphore(self.inference_slots)
 
     def _backend(self, spec: ModelSpec) -> Backend:
         role = self.manifest.pipeline.roles()[spec.name]
         return DynamicBatcher(super()._backend(spec), name=role, max_batch=self.config.max_batch,
-                              runners=self.inference_slots, slots=self._slots, **self._batching)
+                              runners=self.inference_slots or 1, slots=self._slots, **self._batching)
 
 
 def warm_up(pipeline: FacePipeline) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -375,3 +376,19 @@ def test_shared_slots_bound_the_inferences_running_across_models(photos: list[np
         first_batcher.close()
         second_batcher.close()
     assert second_model.threads == ["batcher-second"]
+
+
+def test_the_service_pipeline_gives_each_model_a_runner_per_core_and_one_shared_bound() -> None:
+    """On onnxruntime with one thread per model, the service's batchers share one bound of as many inferences
+    as cores, and each model may take every one of them."""
+    from service.runtime import BatchedPipeline
+
+    pipeline = BatchedPipeline(PipelineConfig(threads=1), max_wait_ms=1, queue_size=4)
+    try:
+        cores = len(os.sched_getaffinity(0))
+        batchers = list(pipeline.backends.values())
+        assert pipeline.inference_slots == cores
+        assert {batcher.runners for batcher in batchers} == {cores}
+        assert len({id(batcher._slots) for batcher in batchers}) == 1
+    finally:
+        pipeline.close()
