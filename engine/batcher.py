@@ -8,11 +8,12 @@ request and whatever compatible requests follow it, up to `max_batch` rows (and,
 `max_batch_bytes` of input) or until the oldest has waited `max_wait_ms`, runs one inference, and hands each
 caller its own rows of the outputs.
 
-Why several runners and shared `slots`, on onnxruntime: the detector's byte cap makes each Full HD canvas an
-inference of its own, on one core. With one runner, the compares in flight all queued for it while the other
-core had nothing to run (10-14% of the samples at concurrency 16, docs/PERFORMANCE.md). With a runner per
-slot, a model's second request runs beside the first; the slots, shared by every model of a pipeline, bound
-the inferences running at once to what the cores hold, so a second runner never fights a first for a core.
+Why several runners and shared `slots` (the service's detector on onnxruntime): the byte cap below makes each
+Full HD canvas an inference of its own, on one core. With one runner, the compares in flight queued for it
+while the other core had nothing to run (10-14% of the samples at concurrency 16, docs/PERFORMANCE.md). With
+a runner per slot, its second canvas runs beside the first; the slots, shared by every model of a pipeline,
+bound the inferences running at once to what the cores hold, so a second runner never fights a first for a
+core.
 
 Why `callers`: a batch stops waiting as soon as every thread that could join it has. With one compare
 in flight, each of the four models would otherwise wait out `max_wait_ms` for nobody: 12 of the 44 ms

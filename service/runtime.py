@@ -45,8 +45,10 @@ class BatchedPipeline(FacePipeline):
     @cached_property
     def inference_slots(self) -> int | None:
         """On onnxruntime, the inferences that may run at once across every model: as many as the cores hold at
-        the models' threads each, and each model gets a runner per slot (engine/batcher.py). None on a GPU
-        backend: one runner per model, unbounded across models, as the GPU's own queue orders them."""
+        the models' threads each. The detector gets a runner per slot (engine/batcher.py): its canvases run one
+        an inference. The other models keep one runner, as their rows share an inference: runners for them too
+        only added hand-offs (docs/PERFORMANCE.md, "Sixth round: c=16"). None on a GPU backend: one runner per
+        model, unbounded across models, as the GPU's own queue orders them."""
         if self.config.backend != "onnxruntime":
             return None
         return max(1, len(os.sched_getaffinity(0)) // self.threads)
@@ -57,8 +59,9 @@ class BatchedPipeline(FacePipeline):
 
     def _backend(self, spec: ModelSpec) -> Backend:
         role = self.manifest.pipeline.roles()[spec.name]
-        return DynamicBatcher(super()._backend(spec), name=role, max_batch=self.config.max_batch,
-                              runners=self.inference_slots or 1, slots=self._slots, **self._batching)
+        runners = (self.inference_slots or 1) if role == "detector" else 1
+        return DynamicBatcher(super()._backend(spec), name=role, max_batch=self.config.max_batch, runners=runners,
+                              slots=self._slots, **self._batching)
 
 
 def warm_up(pipeline: FacePipeline) -> None:

@@ -378,9 +378,9 @@ def test_shared_slots_bound_the_inferences_running_across_models(photos: list[np
     assert second_model.threads == ["batcher-second"]
 
 
-def test_the_service_pipeline_gives_each_model_a_runner_per_core_and_one_shared_bound() -> None:
+def test_the_service_pipeline_gives_the_detector_a_runner_per_core_and_one_shared_bound() -> None:
     """On onnxruntime with one thread per model, the service's batchers share one bound of as many inferences
-    as cores, and each model may take every one of them."""
+    as cores; the detector, whose canvases run one an inference, may take every one of them."""
     from service.runtime import BatchedPipeline
 
     pipeline = BatchedPipeline(PipelineConfig(threads=1), max_wait_ms=1, queue_size=4)
@@ -388,7 +388,8 @@ def test_the_service_pipeline_gives_each_model_a_runner_per_core_and_one_shared_
         cores = len(os.sched_getaffinity(0))
         batchers = list(pipeline.backends.values())
         assert pipeline.inference_slots == cores
-        assert {batcher.runners for batcher in batchers} == {cores}
+        assert {batcher.name: batcher.runners for batcher in batchers if batcher.runners > 1} == \
+            ({"detector": cores} if cores > 1 else {})
         assert len({id(batcher._slots) for batcher in batchers}) == 1
     finally:
         pipeline.close()
