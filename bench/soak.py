@@ -226,9 +226,10 @@ def run(args: argparse.Namespace) -> tuple[bool, str]:
     bodies = payloads(args.photo_mix)
     with tempfile.TemporaryDirectory(prefix="soak-") as scratch, ServiceProcess(
             Path(scratch) / "data", workers=args.workers, queue_size=args.queue_size) as server:
+        # Ready first: the key comes on stdout, read by a thread of its own that may lag the "listening" line.
+        server.wait_ready(120)
         key = server.printed_key
         assert key, "the fresh data directory printed no key"
-        server.wait_ready(120)
         sustainable, tally, latency_bound = asyncio.run(drive(args, server, key, bodies))
     verdicts = judge(tally, latency_bound)
     return all(ok for _, ok in verdicts), report(args, sustainable, tally, latency_bound, verdicts)
