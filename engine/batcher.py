@@ -149,7 +149,7 @@ class DynamicBatcher:
         # Inferences running, on the runners or on lone callers' threads. A compare working on its two photos at
         # once (engine/pipeline.py) is one caller on two threads: both of its calls run at once, not in turn.
         self._running = 0
-        # Requests in the batches running: their callers cannot join another batch.
+        # Requests in the inferences running: their callers cannot join another batch.
         self._held = 0
         self._threads = [threading.Thread(target=self._work, name=f"batcher-{name}" + (f"-{i}" if i else ""),
                                           daemon=True) for i in range(runners)]
@@ -178,6 +178,7 @@ class DynamicBatcher:
             alone = not self._queue and self._everyone_joined(1)
             if alone:
                 self._running += 1
+                self._held += 1
             else:
                 self._queue.append(request)
                 self._cond.notify_all()
@@ -186,7 +187,7 @@ class DynamicBatcher:
             try:
                 self._run_batch([request])
             finally:
-                self._release()
+                self._release(1)
         else:
             request.done.wait()
         if request.error is not None:
@@ -217,8 +218,8 @@ class DynamicBatcher:
         """No one else can join: each caller has at most one request here, and all that could are in."""
         return self.callers is not None and requests >= self.callers()
 
-    def _release(self, requests: int = 0) -> None:
-        """A run is over (a lone caller's, or a runner's batch of `requests`): a runner may take what queued
+    def _release(self, requests: int) -> None:
+        """A run of `requests` is over (a lone caller's, or a runner's batch): a runner may take what queued
         meanwhile. With nothing queued (and not closing) no runner has anything to do, so none is woken: waking
         one for nothing cost two thread switches per model call, 4% of the server's samples at concurrency 1
         (docs/PERFORMANCE.md)."""

@@ -334,22 +334,25 @@ def test_two_calls_of_one_caller_run_at_once(photos: list[np.ndarray]) -> None:
                                rtol=1e-4, atol=1e-4)
 
 
-def test_a_second_runner_takes_the_next_request_while_the_first_runs(photos: list[np.ndarray]) -> None:
-    """With two runners, a request queued while the model's first inference runs is run beside it, on the
-    second runner, with its own rows."""
+def test_a_second_runner_takes_a_request_at_once_while_the_first_inference_runs(photos: list[np.ndarray]) -> None:
+    """With two runners, a request queued while the model's first inference runs is run beside it, without
+    waiting for the running one's caller to join (it cannot), and gets its own rows."""
     name, backend, rows = _model_inputs("landmarks", photos)
     gated = GatedBackend(backend)
-    batcher = DynamicBatcher(gated, name="landmarks", max_batch=32, max_wait_ms=0, callers=lambda: 2, runners=2)
+    callers = [1]
+    batcher = DynamicBatcher(gated, name="landmarks", max_batch=32, max_wait_ms=600_000, callers=lambda: callers[0],
+                             runners=2)
     try:
         with ThreadPoolExecutor(2) as pool:
             first = pool.submit(batcher.infer, {name: rows[0]})
             assert gated.entered.wait(60)
+            callers[0] = 2
             second = pool.submit(batcher.infer, {name: rows[1]}).result(30)
             gated.gate.set()
             first.result(60)
     finally:
         batcher.close()
-    assert sorted(gated.threads) == ["batcher-landmarks", "batcher-landmarks-1"]
+    assert gated.threads[0] == "batcher-landmarks"
     np.testing.assert_allclose(second[next(iter(second))], backend.infer({name: rows[1]})[next(iter(second))],
                                rtol=1e-4, atol=1e-4)
 
