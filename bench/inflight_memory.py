@@ -1,0 +1,95 @@
+"""Peak memory of the service's pipeline by compares in flight, without HTTP: what each compare worker costs.
+
+    python -m bench.inflight_memory [--compares 1,2,4,8] [--seconds 20] [--json]
+
+Each level runs in a process of its own (a peak is only ever reached once per process): the service's batched
+pipeline, loaded and warmed up as `facecompare serve` does (malloc arenas capped), then N threads comparing
+bench.latency's pairs (Full HD portraits, every 4th target a group photo) back to back for `--seconds`. It
+reports the RSS after the warm-up and the peak (VmHWM) under the load, and the CPU per compare. Why: the
+photo-mix soak's peak RSS decides how many compare workers fit under 600 MB, and the soak cannot say what
+part of it the compares in flight hold (docs/PERFORMANCE.md, "Sixth round: c=16").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import threading
+import time
+
+from tests.memory import rss_mib
+
+
+def peak_rss_mib() -> float:
+    """This process's VmHWM in MiB."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+
+
+def level(compares: int, seconds: float) -> dict[str, float | int]:
+    """One level in this process: load, warm up, then `compares` threads for `seconds`."""
+    from bench.latency import make_pairs
+    from service.config import ServiceConfig
+    from service.malloc_arenas import cap_malloc_arenas
+    from service.runtime import BatchedPipeline, warm_up
+
+    cap_malloc_arenas()
+    config = ServiceConfig()
+    pairs = make_pairs(group_every=4)
+    pipeline = BatchedPipeline(config.pipeline_config(), max_wait_ms=config.max_wait_ms,
+                               queue_size=config.queue_size, count_callers=True)
+    warm_up(pipeline)
+    warm = rss_mib()
+    deadline = time.monotonic() + seconds
+    done = [0] * compares
+
+    def work(index: int) -> None:
+        turn = index * 7
+        while time.monotonic() < deadline:
+            pair = pairs[turn % len(pairs)]
+            pipeline.compare(pair.origin, pair.target)
+            turn += 1
+            done[index] += 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(compares)]
+    cpu = time.process_time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    cpu_ms = (time.process_time() - cpu) * 1000
+    pipeline.close()
+    return {"compares_in_flight": compares, "rss_after_warm_up_mib": round(warm, 1),
+            "peak_rss_mib": round(peak_rss_mib(), 1), "compares": sum(done),
+            "cpu_ms_per_compare": round(cpu_ms / max(1, sum(done)), 1)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--compares", type=lambda s: [int(c) for c in s.split(",")], default=[1, 2, 4, 8])
+    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of load per level")
+    parser.add_argument("--level", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.level is not None:
+        print(json.dumps(level(args.level, args.seconds)))
+        return
+    results = []
+    for compares in args.compares:
+        command = [sys.executable, "-m", "bench.inflight_memory", "--level", str(compares),
+                   "--seconds", str(args.seconds)]
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(output.strip().splitlines()[-1]))
+    if args.json:
+        print(json.dumps(results))
+        return
+    for result in results:
+        print(f"{result['compares_in_flight']} in flight: RSS after warm-up {result['rss_after_warm_up_mib']} MiB,"
+              f" peak {result['peak_rss_mib']} MiB, {result['compares']} compares,"
+              f" {result['cpu_ms_per_compare']} CPU ms each")
+
+
+if __name__ == "__main__":
+    main()
