@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -22,15 +23,9 @@ import time
 from tests.memory import rss_mib
 
 
-def peak_rss_mib() -> float:
-    """This process's VmHWM in MiB."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
-
-
 def level(compares: int, seconds: float) -> dict[str, float | int]:
     """One level in this process: load, warm up, then `compares` threads for `seconds`."""
-    from bench.latency import make_pairs
+    from bench.latency import make_pairs, peak_rss_mb
     from service.config import ServiceConfig
     from service.malloc_arenas import cap_malloc_arenas
     from service.runtime import BatchedPipeline, warm_up
@@ -62,7 +57,7 @@ def level(compares: int, seconds: float) -> dict[str, float | int]:
     cpu_ms = (time.process_time() - cpu) * 1000
     pipeline.close()
     return {"compares_in_flight": compares, "rss_after_warm_up_mib": round(warm, 1),
-            "peak_rss_mib": round(peak_rss_mib(), 1), "compares": sum(done),
+            "peak_rss_mib": peak_rss_mb(os.getpid()), "compares": sum(done),
             "cpu_ms_per_compare": round(cpu_ms / max(1, sum(done)), 1)}
 
 
