@@ -3,14 +3,15 @@
     python -m bench.cold [--gaps 0.02,0.2,2] [--rounds 3] [--idle sleep|busy] [--photos-at-once on|off|both] [--json]
 
 Why: `bench.peer`'s headline method runs each of our compares right after ~2 s in which dlib computes in
-another process; such a compare cost 15-20% more CPU and ~1.75x the wall of one back to back
+another process; such a compare cost 15-44% more CPU and ~1.8x the wall of one back to back
 (docs/PERFORMANCE.md, "Sixth round: cold compares"). For each of the six pairs of 1920x1080 portraits
 (`bench.peer`'s), each round: idle `--gap` seconds, then the pair (cold), then the same pair again at once
-(warm); then a fixed reference work that shares nothing with the pipeline, the same way (the machine's
-own cost of an idle gap). `--idle sleep` leaves the cores idle; `--idle busy` has another process stream
-through 64 MB on one core meanwhile, as dlib does (started anew each gap: its fork costs ours a few dozen
-page faults). Each compare's counters come from `bench.counters`: wall, CPU (all threads and by thread),
-minor page faults, context switches, and the pipeline's own decode and compare stages.
+(warm); then, the same way, a fixed reference work that shares nothing with the pipeline (the machine's
+own cost of an idle gap) and a hand-off to a sleeping thread (`thread_wake`). `--idle sleep` leaves the
+cores idle; `--idle busy` has another process stream through 64 MB on one core meanwhile, as dlib does
+(started anew each gap: its fork costs ours a few dozen page faults). Each compare's counters come from
+`bench.counters`: wall, CPU (all threads and by thread), minor page faults, context switches, and the
+pipeline's own decode and compare stages.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -63,6 +65,18 @@ def reference_work(values: np.ndarray = REFERENCE_VALUES) -> None:
     sum(i * i for i in range(100_000))
 
 
+WAKER = ThreadPoolExecutor(1, thread_name_prefix="probe")
+
+
+def thread_wake() -> dict[str, float]:
+    """How long a sleeping thread of this process takes to start a task handed to it, as the photo pool's
+    does at each of a compare's hand-offs: after an idle gap, on a machine whose idle cores halt (a VM's),
+    that is the core's wake-up."""
+    started = time.perf_counter()
+    ran = WAKER.submit(time.perf_counter).result()
+    return {"wake_us": (ran - started) * 1e6}
+
+
 def cold_and_warm(work, gap: float, kind: str, cold: list, warm: list) -> None:
     idle(gap, kind)
     cold.append(measured(work))
@@ -84,7 +98,7 @@ def timed_compare(pipeline: FacePipeline, origin: bytes, target: bytes) -> dict[
 
 def run(pipelines: dict[str, FacePipeline], gaps: list[float], rounds: int, kind: str) -> list[dict]:
     """For each gap: the pairs' cold and warm compares on each pipeline in turn; between them, the reference
-    work cold and warm the same way."""
+    work and a thread's wake-up, cold and warm the same way."""
     photos = {name: full_hd_jpeg(name) for name in PORTRAITS}
     pairs = list(itertools.combinations(PORTRAITS, 2))
     results = []
@@ -94,15 +108,17 @@ def run(pipelines: dict[str, FacePipeline], gaps: list[float], rounds: int, kind
     for gap in gaps:
         compares: dict[str, tuple[list, list]] = {name: ([], []) for name in pipelines}
         references: tuple[list, list] = ([], [])
+        wakes: tuple[list, list] = ([], [])
         for _ in range(rounds):
             for a, b in pairs:
                 for name, pipeline in pipelines.items():
                     cold_and_warm(lambda p=pipeline, a=a, b=b: timed_compare(p, photos[a], photos[b]), gap, kind,
                                   *compares[name])
                 cold_and_warm(reference_work, gap, kind, *references)
+                cold_and_warm(thread_wake, gap, kind, *wakes)
         results.append({"gap_s": gap, "idle": kind, "compares": rounds * len(pairs),
                         **{name: summary(*compares[name]) for name in pipelines},
-                        "reference": summary(*references)})
+                        "reference": summary(*references), "thread_wake": summary(*wakes)})
     return results
 
 

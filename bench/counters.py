@@ -11,13 +11,15 @@ import time
 from collections.abc import Callable
 
 COUNTERS = ("ms", "cpu_ms", "minor_faults", "voluntary_switches", "involuntary_switches")
+SCHED_FIELDS = {"se.sum_exec_runtime": "cpu_ms", "nr_voluntary_switches": "switches"}  # the first in ms
 
 
-def thread_cpu_ns() -> dict[str, int]:
-    """Each thread's CPU so far, in ns, from the scheduler, summed by the thread's Python name less its
-    number ("photo", "recognizer", "MainThread") or "native" (ONNX Runtime's pools); empty off Linux."""
+def by_thread() -> dict[str, float]:
+    """Each thread's CPU ms and voluntary switches so far, from the scheduler, summed by the thread's Python
+    name less its number ("photo", "recognizer", "MainThread") or "native" (ONNX Runtime's and the BLAS
+    pools): `cpu_ms.NAME`, `switches.NAME`; empty off Linux."""
     names = {t.native_id: t.name.rstrip("0123456789").rstrip("_") for t in threading.enumerate()}
-    totals: dict[str, int] = {}
+    totals: dict[str, float] = {}
     try:
         tids = os.listdir("/proc/self/task")
     except OSError:
@@ -25,22 +27,26 @@ def thread_cpu_ns() -> dict[str, int]:
     for tid in tids:
         try:
             with open(f"/proc/self/task/{tid}/sched") as sched:
-                line = next(line for line in sched if line.startswith("se.sum_exec_runtime"))
-        except (OSError, StopIteration):
+                lines = [line.split(":", 1) for line in sched if ":" in line]
+        except OSError:
             continue
         label = names.get(int(tid), "native")
-        totals[label] = totals.get(label, 0) + round(float(line.split(":")[1]) * 1e6)
+        for field, value in lines:
+            if field.strip() in SCHED_FIELDS:
+                key = f"{SCHED_FIELDS[field.strip()]}.{label}"
+                totals[key] = totals.get(key, 0.0) + float(value)
     return totals
 
 
 def measured(call: Callable[[], dict[str, float] | None]) -> dict[str, float]:
-    """One call's wall and CPU ms, faults and switches for the whole process, its CPU ms by thread
-    (`cpu_ms.NAME`), and whatever figures the call itself returns."""
-    threads, before, started = thread_cpu_ns(), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    """One call's wall and CPU ms, faults and switches for the whole process, its CPU ms and voluntary
+    switches by thread (`by_thread`; the calling thread's include ~0.5 ms of this reading), and whatever
+    figures the call itself returns."""
+    threads, before, started = by_thread(), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     figures = call() or {}
     wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    by_thread = {f"cpu_ms.{label}": (ns - threads.get(label, 0)) / 1e6 for label, ns in thread_cpu_ns().items()}
+    per_thread = {key: value - threads.get(key, 0.0) for key, value in by_thread().items()}
     return {"ms": wall * 1000, "cpu_ms": cpu * 1000, "minor_faults": after.ru_minflt - before.ru_minflt,
             "voluntary_switches": after.ru_nvcsw - before.ru_nvcsw,
-            "involuntary_switches": after.ru_nivcsw - before.ru_nivcsw, **figures, **by_thread}
+            "involuntary_switches": after.ru_nivcsw - before.ru_nivcsw, **figures, **per_thread}
