@@ -17,7 +17,8 @@ SCHED_FIELDS = {"se.sum_exec_runtime": "cpu_ms", "nr_voluntary_switches": "switc
 def by_thread() -> dict[str, float]:
     """Each thread's CPU ms and voluntary switches so far, from the scheduler, summed by the thread's Python
     name less its number ("photo", "recognizer", "MainThread") or "native" (ONNX Runtime's and the BLAS
-    pools): `cpu_ms.NAME`, `switches.NAME`; empty off Linux."""
+    pools): `cpu_ms.NAME`, `switches.NAME`; empty off Linux. A thread that ends between two readings drops
+    out of them (the pipeline's pools live as long as it does)."""
     names = {t.native_id: t.name.rstrip("0123456789").rstrip("_") for t in threading.enumerate()}
     totals: dict[str, float] = {}
     try:
