@@ -39,15 +39,17 @@ def by_thread() -> dict[str, float]:
     return totals
 
 
-def measured(call: Callable[[], dict[str, float] | None]) -> dict[str, float]:
-    """One call's wall and CPU ms, faults and switches for the whole process, its CPU ms and voluntary
-    switches by thread (`by_thread`; the calling thread's include ~0.5 ms of this reading), and whatever
-    figures the call itself returns."""
-    threads, before, started = by_thread(), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+def measured(call: Callable[[], dict[str, float] | None], threads: bool = True) -> dict[str, float]:
+    """One call's wall and CPU ms, faults and switches for the whole process, and whatever figures the call
+    itself returns; with `threads`, its CPU ms and voluntary switches by thread too (`by_thread`: ~0.5 ms
+    of reading /proc just before and after the call, the calling thread's figure included)."""
+    before_threads = by_thread() if threads else {}
+    before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     figures = call() or {}
     wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    per_thread = {key: value - threads.get(key, 0.0) for key, value in by_thread().items()}
+    per_thread = {key: value - before_threads.get(key, 0.0) for key, value in by_thread().items()} \
+        if threads else {}
     return {"ms": wall * 1000, "cpu_ms": cpu * 1000, "minor_faults": after.ru_minflt - before.ru_minflt,
             "voluntary_switches": after.ru_nvcsw - before.ru_nvcsw,
             "involuntary_switches": after.ru_nivcsw - before.ru_nivcsw, **figures, **per_thread}
