@@ -1,12 +1,17 @@
-"""Where one in-process compare's CPU goes outside the models: cProfile of the compare thread, by function.
+"""Where one in-process compare's CPU goes outside the models: cProfile of every thread that works on it, by
+function, and each thread's CPU.
 
-    python -m bench.compare_profile [--rounds 20] [--top 40]
+    python -m bench.compare_profile [--rounds 20] [--top 40] [--photos-one-by-one]
 
 Two pairs, each compared `--rounds` times after a warm-up: two 1920x1080 portraits, and a portrait against
-a group photo (the pairs `bench.latency` sends). The profiler's clock is the calling thread's CPU time, so
-the other processes on a shared machine barely move it; the second recognizer runs on the ensemble's pool
-thread and is not in the calling thread's profile (its model time is in `bench.engines`). For each pair:
-the compare's CPU ms, the share in ONNX Runtime's `run`, and the top functions by own time, per compare.
+a group photo (the pairs `bench.latency` sends). A compare works on three kinds of thread: the calling one,
+the photo pool's (the other photo's decode and detection while cores are idle) and the recognizer ensemble's
+(the second recognizer); ONNX Runtime and OpenCV may add threads of their own. Each thread's CPU comes from
+its own clock (`/proc/self/task`), so the other processes on a shared machine barely move it, and the Python
+threads are profiled each on its own clock. For each pair: the compare's CPU ms per thread, and per kind of
+Python thread the share in ONNX Runtime's `run`, the decodes, each OpenCV call and the top functions by own
+time, per compare. `--photos-one-by-one` profiles the compare as it runs under load (no photo pool, one
+detector batch for both photos: `photos_at_once = false`).
 """
 
 from __future__ import annotations
@@ -14,15 +19,22 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import re
+import threading
 import time
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Executor
+from pathlib import Path
 
 from bench.photos import full_hd_jpeg
 from engine.pipeline import FacePipeline, PipelineConfig
 from tests.assets import asset_path
 
 PAIRS = {"portrait": ("obama.jpg", "biden.jpg"), "group": ("obama.jpg", "sample1.jpg")}
+TASKS = Path("/proc/self/task")
 
 
 def pair_bytes(kind: str) -> tuple[bytes, bytes]:
@@ -31,29 +43,105 @@ def pair_bytes(kind: str) -> tuple[bytes, bytes]:
     return full_hd_jpeg(origin), target_bytes
 
 
-def profile_pair(pipeline: FacePipeline, origin: bytes, target: bytes, rounds: int, top: int) -> str:
+def thread_cpu() -> dict[tuple[int, str], float]:
+    """CPU seconds of every thread of this process, by (native id, name): each thread's own clock, read
+    from outside it (Linux's per-thread CPU clock id, as `pthread_getcpuclockid` makes it). The name is the
+    Python thread's, else the system's (a library's own threads)."""
+    python_names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    times = {}
+    for task in TASKS.iterdir():
+        tid = int(task.name)
+        try:
+            name = python_names.get(tid) or (task / "comm").read_text().strip()
+            times[(tid, name)] = time.clock_gettime(((~tid) << 3) | 6)
+        except OSError:
+            continue  # the thread ended meanwhile
+    return times
+
+
+def thread_kind(name: str, caller: int, tid: int) -> str:
+    """The calling thread, a pool's threads (by the prefix of their names) or another library's."""
+    if tid == caller:
+        return "calling thread"
+    for prefix in ("photo", "recognizer"):
+        if name.startswith(prefix):
+            return f"{prefix} pool"
+    return f"other ({name}: ONNX Runtime's own workers)"
+
+
+class PoolProfiles:
+    """A cProfile per pool thread, each on its own CPU clock: every task the pool runs is profiled by the
+    profiler of the thread that runs it, enabled only while `active`."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.by_thread: dict[int, tuple[str, cProfile.Profile]] = {}
+
+    def watch(self, pool: Executor | None) -> None:
+        if pool is None:
+            return
+        submit = pool.submit
+
+        def profiled_submit(fn: Callable, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return submit(self._run, fn, *args, **kwargs)
+
+        pool.submit = profiled_submit  # type: ignore[method-assign]
+
+    def _run(self, fn: Callable, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not self.active:
+            return fn(*args, **kwargs)
+        thread = threading.current_thread()
+        _, profiler = self.by_thread.setdefault(threading.get_native_id(),
+                                                (thread.name, cProfile.Profile(time.thread_time)))
+        profiler.enable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            profiler.disable()
+
+
+def profile_pair(pipeline: FacePipeline, pools: PoolProfiles, origin: bytes, target: bytes, rounds: int,
+                 top: int) -> str:
     """The profile of `rounds` compares as text, per compare."""
     for _ in range(3):
         pipeline.compare(origin, target)
+    pools.by_thread.clear()
+    caller = threading.get_native_id()
     profiler = cProfile.Profile(time.thread_time)
-    cpu_started, process_started = time.thread_time(), time.process_time()
+    threads_before, process_started = thread_cpu(), time.process_time()
+    pools.active = True
     profiler.enable()
     for _ in range(rounds):
         pipeline.compare(origin, target)
     profiler.disable()
-    thread_ms = (time.thread_time() - cpu_started) * 1000 / rounds
+    pools.active = False
     process_ms = (time.process_time() - process_started) * 1000 / rounds
-    stats = pstats.Stats(profiler)
+    threads_after = thread_cpu()
+    by_kind: dict[str, float] = defaultdict(float)
+    for key, seconds in threads_after.items():
+        by_kind[thread_kind(key[1], caller, key[0])] += (seconds - threads_before.get(key, 0.0)) * 1000 / rounds
     out = io.StringIO()
-    out.write(f"process CPU per compare {process_ms:.2f} ms: the calling thread {thread_ms:.2f}, the other threads "
-              f"(the second recognizer) {process_ms - thread_ms:.2f}\n")
-    outside = thread_ms
-    for label, calls, ms in categories(stats, rounds):
-        out.write(f"  {label:<44} {calls:6.1f} calls {ms:7.2f} ms\n")
-        outside -= ms if label.startswith("model") else 0
-    out.write(f"  calling thread outside the models (profiler's overhead included): {outside:.2f} ms\n\n")
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
-    return out.getvalue() + f"(times in the listing are for all {rounds} compares)\n"
+    out.write(f"process CPU per compare {process_ms:.2f} ms; by thread (own clocks; threads that ended are "
+              f"missing):\n")
+    for kind, ms in sorted(by_kind.items(), key=lambda item: -item[1]):
+        if ms >= 0.005:
+            out.write(f"  {kind:<44} {ms:7.2f} ms\n")
+    out.write(f"  {'sum of the threads':<44} {sum(by_kind.values()):7.2f} ms\n\n")
+    profiles: dict[str, list[cProfile.Profile]] = {"calling thread": [profiler]}
+    for tid, (name, pool_profiler) in pools.by_thread.items():
+        profiles.setdefault(thread_kind(name, caller, tid), []).append(pool_profiler)
+    listings = io.StringIO()
+    for kind, group in profiles.items():
+        stats = pstats.Stats(*group, stream=listings)
+        out.write(f"{kind}, {by_kind.get(kind, 0.0):.2f} ms:\n")
+        outside = by_kind.get(kind, 0.0)
+        for label, calls, ms in categories(stats, rounds):
+            out.write(f"  {label:<44} {calls:6.1f} calls {ms:7.2f} ms\n")
+            outside -= ms if label.startswith("model") else 0
+        out.write(f"  outside the models (profiler's overhead included): {outside:.2f} ms\n\n")
+        listings.write(f"== {kind}\n")
+        stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue() + listings.getvalue() + f"(times in the listings are for all {rounds} compares)\n"
 
 
 def categories(stats: pstats.Stats, rounds: int) -> list[tuple[str, float, float]]:
@@ -73,12 +161,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--photos-one-by-one", action="store_true",
+                        help="the compare as under load: photos_at_once = false")
     args = parser.parse_args(argv)
-    pipeline = FacePipeline(PipelineConfig())
+    pipeline = FacePipeline(PipelineConfig(photos_at_once=not args.photos_one_by_one))
+    pools = PoolProfiles()
+    pools.watch(pipeline._photos)
+    pools.watch(pipeline.recognizer._pool)
+    print(f"cores {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f} at the start, "
+          f"photos_at_once {pipeline.config.photos_at_once}")
     try:
         for kind in PAIRS:
             print(f"== {kind}: {' vs '.join(PAIRS[kind])}")
-            print(profile_pair(pipeline, *pair_bytes(kind), args.rounds, args.top))
+            print(profile_pair(pipeline, pools, *pair_bytes(kind), args.rounds, args.top))
     finally:
         pipeline.close()
 
