@@ -100,33 +100,49 @@ class PoolProfiles:
             profiler.disable()
 
 
+def cpu_by_thread(pipeline: FacePipeline, origin: bytes, target: bytes, rounds: int,
+                  compare: Callable[[], None] | None = None) -> tuple[float, dict[str, float]]:
+    """Process CPU ms per compare and its split by kind of thread, over `rounds` compares (`compare`, or a
+    plain one)."""
+    caller = threading.get_native_id()
+    threads_before, process_started = thread_cpu(), time.process_time()
+    for _ in range(rounds):
+        (compare or (lambda: pipeline.compare(origin, target)))()
+    process_ms = (time.process_time() - process_started) * 1000 / rounds
+    by_kind: dict[str, float] = defaultdict(float)
+    for key, seconds in thread_cpu().items():
+        by_kind[thread_kind(key[1], caller, key[0])] += (seconds - threads_before.get(key, 0.0)) * 1000 / rounds
+    return process_ms, by_kind
+
+
+def thread_table(title: str, process_ms: float, by_kind: dict[str, float]) -> str:
+    rows = [f"{title}: process CPU per compare {process_ms:.2f} ms; by thread (own clocks):"]
+    rows += [f"  {kind:<52} {ms:7.2f} ms" for kind, ms in sorted(by_kind.items(), key=lambda item: -item[1])
+             if ms >= 0.005]
+    return "\n".join(rows) + "\n"
+
+
 def profile_pair(pipeline: FacePipeline, pools: PoolProfiles, origin: bytes, target: bytes, rounds: int,
                  top: int) -> str:
-    """The profile of `rounds` compares as text, per compare."""
+    """The compare's CPU by thread without the profiler, then the profile of `rounds` compares as text, per
+    compare."""
     for _ in range(3):
         pipeline.compare(origin, target)
+    out = io.StringIO()
+    out.write(thread_table("without the profiler", *cpu_by_thread(pipeline, origin, target, rounds)))
     pools.by_thread.clear()
     caller = threading.get_native_id()
     profiler = cProfile.Profile(time.thread_time)
-    threads_before, process_started = thread_cpu(), time.process_time()
-    pools.active = True
-    profiler.enable()
-    for _ in range(rounds):
+
+    def profiled() -> None:
+        profiler.enable()
         pipeline.compare(origin, target)
-    profiler.disable()
+        profiler.disable()
+
+    pools.active = True
+    process_ms, by_kind = cpu_by_thread(pipeline, origin, target, rounds, profiled)
     pools.active = False
-    process_ms = (time.process_time() - process_started) * 1000 / rounds
-    threads_after = thread_cpu()
-    by_kind: dict[str, float] = defaultdict(float)
-    for key, seconds in threads_after.items():
-        by_kind[thread_kind(key[1], caller, key[0])] += (seconds - threads_before.get(key, 0.0)) * 1000 / rounds
-    out = io.StringIO()
-    out.write(f"process CPU per compare {process_ms:.2f} ms; by thread (own clocks; threads that ended are "
-              f"missing):\n")
-    for kind, ms in sorted(by_kind.items(), key=lambda item: -item[1]):
-        if ms >= 0.005:
-            out.write(f"  {kind:<44} {ms:7.2f} ms\n")
-    out.write(f"  {'sum of the threads':<44} {sum(by_kind.values()):7.2f} ms\n\n")
+    out.write(thread_table("profiled", process_ms, by_kind) + "\n")
     profiles: dict[str, list[cProfile.Profile]] = {"calling thread": [profiler]}
     for tid, (name, pool_profiler) in pools.by_thread.items():
         profiles.setdefault(thread_kind(name, caller, tid), []).append(pool_profiler)
