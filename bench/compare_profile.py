@@ -8,9 +8,9 @@ a group photo (the pairs `bench.latency` sends). A compare works on three kinds 
 the photo pool's (the other photo's decode and detection while cores are idle) and the recognizer ensemble's
 (the second recognizer); ONNX Runtime and OpenCV may add threads of their own. Each thread's CPU comes from
 its own clock (`/proc/self/task`), so the other processes on a shared machine barely move it, and the Python
-threads are profiled each on its own clock. For each pair: the compare's CPU ms per thread, and per kind of
-Python thread the share in ONNX Runtime's `run`, the decodes, each OpenCV call and the top functions by own
-time, per compare. `--photos-one-by-one` profiles the compare as it runs under load (no photo pool, one
+threads are profiled each on its own clock. For each pair: the compare's CPU ms per thread (without the
+profiler, then with it), each model call by model, thread and input shape, and per kind of Python thread the
+share in ONNX Runtime's `run`, the decodes, each OpenCV call and the top functions by own time, per compare. `--photos-one-by-one` profiles the compare as it runs under load (no photo pool, one
 detector batch for both photos: `photos_at_once = false`).
 """
 
@@ -29,7 +29,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 
+import numpy as np
+
 from bench.photos import full_hd_jpeg
+from engine.backends import Backend
 from engine.pipeline import FacePipeline, PipelineConfig
 from tests.assets import asset_path
 
@@ -63,6 +66,10 @@ def thread_kind(name: str, caller: int, tid: int) -> str:
     """The calling thread, a pool's threads (by the prefix of their names) or another library's."""
     if tid == caller:
         return "calling thread"
+    return pool_kind(name)
+
+
+def pool_kind(name: str) -> str:
     for prefix in ("photo", "recognizer"):
         if name.startswith(prefix):
             return f"{prefix} pool"
@@ -122,8 +129,42 @@ def thread_table(title: str, process_ms: float, by_kind: dict[str, float]) -> st
     return "\n".join(rows) + "\n"
 
 
-def profile_pair(pipeline: FacePipeline, pools: PoolProfiles, origin: bytes, target: bytes, rounds: int,
-                 top: int) -> str:
+class ModelCalls:
+    """Each model call's CPU on the thread that makes it (ONNX Runtime's own workers apart), by model, kind of
+    thread and input shape, recorded while `active`: which calls a compare makes, and where."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.calls: dict[tuple[str, str, tuple[int, ...]], list[float]] = defaultdict(lambda: [0, 0.0])
+
+    def watch(self, name: str, backend: Backend) -> None:
+        infer = backend.infer
+
+        def timed(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            if not self.active:
+                return infer(feeds)
+            started = time.thread_time()
+            try:
+                return infer(feeds)
+            finally:
+                thread = threading.current_thread()
+                kind = "calling thread" if thread is threading.main_thread() else pool_kind(thread.name)
+                row = self.calls[(name, kind, next(iter(feeds.values())).shape)]
+                row[0] += 1
+                row[1] += time.thread_time() - started
+
+        backend.infer = timed  # type: ignore[method-assign]
+
+    def table(self, rounds: int) -> str:
+        rows = ["model calls per compare (CPU of the calling thread of each):"]
+        for (name, kind, shape), (calls, seconds) in sorted(self.calls.items(), key=lambda item: -item[1][1]):
+            rows.append(f"  {name:<22} {kind:<16} {str(shape):<20} {calls / rounds:5.1f} calls "
+                        f"{seconds * 1000 / rounds:7.2f} ms")
+        return "\n".join(rows) + "\n\n"
+
+
+def profile_pair(pipeline: FacePipeline, pools: PoolProfiles, models: ModelCalls, origin: bytes, target: bytes,
+                 rounds: int, top: int) -> str:
     """The compare's CPU by thread without the profiler, then the profile of `rounds` compares as text, per
     compare."""
     for _ in range(3):
@@ -131,6 +172,7 @@ def profile_pair(pipeline: FacePipeline, pools: PoolProfiles, origin: bytes, tar
     out = io.StringIO()
     out.write(thread_table("without the profiler", *cpu_by_thread(pipeline, origin, target, rounds)))
     pools.by_thread.clear()
+    models.calls.clear()
     caller = threading.get_native_id()
     profiler = cProfile.Profile(time.thread_time)
 
@@ -139,10 +181,10 @@ def profile_pair(pipeline: FacePipeline, pools: PoolProfiles, origin: bytes, tar
         pipeline.compare(origin, target)
         profiler.disable()
 
-    pools.active = True
+    pools.active = models.active = True
     process_ms, by_kind = cpu_by_thread(pipeline, origin, target, rounds, profiled)
-    pools.active = False
-    out.write(thread_table("profiled", process_ms, by_kind) + "\n")
+    pools.active = models.active = False
+    out.write(thread_table("profiled", process_ms, by_kind) + "\n" + models.table(rounds))
     profiles: dict[str, list[cProfile.Profile]] = {"calling thread": [profiler]}
     for tid, (name, pool_profiler) in pools.by_thread.items():
         profiles.setdefault(thread_kind(name, caller, tid), []).append(pool_profiler)
@@ -184,12 +226,17 @@ def main(argv: list[str] | None = None) -> None:
     pools = PoolProfiles()
     pools.watch(pipeline._photos)
     pools.watch(pipeline.recognizer._pool)
+    models = ModelCalls()
+    for name, backend in pipeline.backends.items():
+        models.watch(name, backend)
+    if pipeline._wide_detector is not None:
+        models.watch("detector, every core", pipeline._wide_detector.backend)
     print(f"cores {len(os.sched_getaffinity(0))}, load average {os.getloadavg()[0]:.1f} at the start, "
           f"photos_at_once {pipeline.config.photos_at_once}")
     try:
         for kind in PAIRS:
             print(f"== {kind}: {' vs '.join(PAIRS[kind])}")
-            print(profile_pair(pipeline, pools, *pair_bytes(kind), args.rounds, args.top))
+            print(profile_pair(pipeline, pools, models, *pair_bytes(kind), args.rounds, args.top))
     finally:
         pipeline.close()
 
