@@ -10,8 +10,9 @@ the photo pool's (the other photo's decode and detection while cores are idle) a
 its own clock (`/proc/self/task`), so the other processes on a shared machine barely move it, and the Python
 threads are profiled each on its own clock. For each pair: the compare's CPU ms per thread (without the
 profiler, then with it), each model call by model, thread and input shape, and per kind of Python thread the
-share in ONNX Runtime's `run`, the decodes, each OpenCV call and the top functions by own time, per compare. `--photos-one-by-one` profiles the compare as it runs under load (no photo pool, one
-detector batch for both photos: `photos_at_once = false`).
+share in ONNX Runtime's `run`, the decodes, each OpenCV call and the top functions by own time, per compare.
+`--photos-one-by-one` profiles the compare as it runs under load (no photo pool, one detector batch for both
+photos: `photos_at_once = false`).
 """
 
 from __future__ import annotations
