@@ -177,11 +177,11 @@ async def _multipart_fields(request: web.Request, limit: int) -> dict[str, Any]:
     try:
         parser = PushMultipartParser(boundary)
         while True:
-            body = await request.content.readany()
-            read += len(body)
+            chunk = await request.content.readany()
+            read += len(chunk)
             if read > limit:
                 raise BodyTooLarge(f"request body is over {limit} bytes")
-            for event in parser.parse(body):
+            for event in parser.parse(chunk):
                 if isinstance(event, MultipartSegment):
                     if any(FORBIDDEN_IN_FIELD_VALUE.search(value) for _, value in event.headerlist):
                         raise BadInput("malformed multipart body")
@@ -196,7 +196,7 @@ async def _multipart_fields(request: web.Request, limit: int) -> dict[str, Any]:
                 elif cap is not None and name not in fields:
                     data = b"".join(chunks)
                     fields[name] = data if name in IMAGE_FIELDS else data.decode("utf-8", errors="strict")
-            if not body:
+            if not chunk:
                 return fields
     except (BadInput, BodyTooLarge):
         raise
