@@ -390,6 +390,16 @@ def voluntary_switches(pid: int | None) -> int | None:
     return total
 
 
+def p50_ratios(name: str, stats: dict, inprocess: dict) -> dict[str, float]:
+    """`name` and `name_<kind>`: a client's HTTP p50 over the in-process p50, overall and per pair kind."""
+    if stats["p50_ms"] is None:
+        return {}
+    result = {name: round(stats["p50_ms"] / inprocess["p50_ms"], 3)}
+    for kind, part in stats["by_kind"].items():
+        result[f"{name}_{kind}"] = round(part["p50_ms"] / inprocess["by_kind"][kind]["p50_ms"], 3)
+    return result
+
+
 def ratios(levels: dict[str, dict], inprocess: dict) -> dict[str, float]:
     """The service against its own pipeline: HTTP p50 over in-process p50 at concurrency 1 (overall and per
     kind), each level's compares/s over the CPU-bound limit of this machine's cores (`_rps_over_limit`) and
@@ -400,17 +410,10 @@ def ratios(levels: dict[str, dict], inprocess: dict) -> dict[str, float]:
     limit = cores * 1000 / inprocess["cpu_ms_per_compare"]
     result = {"cores": cores, "cpu_bound_limit_per_s": round(limit, 2)}
     single = levels.get("1")
-    if single and single["p50_ms"] is not None:
-        result["c1_p50_http_over_inprocess"] = round(single["p50_ms"] / inprocess["p50_ms"], 3)
-        for kind, part in single["by_kind"].items():
-            floor = inprocess["by_kind"][kind]["p50_ms"]
-            result[f"c1_p50_http_over_inprocess_{kind}"] = round(part["p50_ms"] / floor, 3)
-        plain = single.get("plain_client")
-        if plain and plain["p50_ms"] is not None:
-            result["c1_p50_http_over_inprocess_plain_client"] = round(plain["p50_ms"] / inprocess["p50_ms"], 3)
-            for kind, part in plain["by_kind"].items():
-                floor = inprocess["by_kind"][kind]["p50_ms"]
-                result[f"c1_p50_http_over_inprocess_plain_client_{kind}"] = round(part["p50_ms"] / floor, 3)
+    if single:
+        result |= p50_ratios("c1_p50_http_over_inprocess", single, inprocess)
+        if "plain_client" in single:
+            result |= p50_ratios("c1_p50_http_over_inprocess_plain_client", single["plain_client"], inprocess)
     for level, stats in levels.items():
         result[f"c{level}_rps_over_limit"] = round(stats["rps"] / limit, 3)
         client_limit = cores * 1000 / (inprocess["cpu_ms_per_compare"] + stats["client_cpu_ms_per_compare"])
