@@ -106,18 +106,24 @@ class UltraFaceDetector:
         """Faces in a window (x1, y1, x2, y2 in pixels of the image's fine canvas, the corners on multiples of
         the largest step) of the fine canvas: the pixels, cells and priors of that part of the full pass, so
         a face well inside gets the full pass's box, for the window's share of its work."""
-        scale = letterbox_geometry(image.shape, self.spec.input.size, self.max_upscale)[0]
+        scale = self.scale(image)
         x1, y1, x2, y2 = window
         size = (x2 - x1, y2 - y1)
-        # Canvas pixel (i, j) samples the image at ((i + 0.5) / scale - 0.5, ...), as the full canvas's resize.
-        to_image = np.array([[1 / scale, 0, (x1 + 0.5) / scale - 0.5], [0, 1 / scale, (y1 + 0.5) / scale - 0.5]])
-        canvas = cv2.warpAffine(image, to_image, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        outputs = self.backend.infer({self.spec.input.name: to_blob([canvas], self.spec.input, size)})
+        outputs = self.backend.infer({self.spec.input.name: to_blob([self.window_canvas(image, window)],
+                                                                    self.spec.input, size)})
         priors = priors_for(size, self.min_sizes, self.steps, self.spec.input.size, (x1, y1))
         found = self._faces(outputs["scores"][0, :, 1], outputs["regression"][0], scale, priors, size)
         return [Detection(d.x1 + x1 / scale, d.y1 + y1 / scale, d.x2 + x1 / scale, d.y2 + y1 / scale, d.score)
                 for d in found]
+
+    def window_canvas(self, image: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+        """The uint8 pixels of a window of the fine canvas (`detect_window`), warped from the image."""
+        scale = self.scale(image)
+        x1, y1, x2, y2 = window
+        # Canvas pixel (i, j) samples the image at ((i + 0.5) / scale - 0.5, ...), as the full canvas's resize.
+        to_image = np.array([[1 / scale, 0, (x1 + 0.5) / scale - 0.5], [0, 1 / scale, (y1 + 0.5) / scale - 0.5]])
+        return cv2.warpAffine(image, to_image, (x2 - x1, y2 - y1), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
     def canvas_size(self, image: np.ndarray, largest: tuple[int, int] | None = None) -> tuple[int, int]:
         """The smallest (width, height) in steps of `CANVAS_STEP` holding the image letterboxed into `largest`

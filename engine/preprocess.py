@@ -4,7 +4,8 @@ CUDA kernels (engine/cuda), which the suite holds against these."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -99,18 +100,38 @@ class Crop:
         return self.pixels[y : y + height, x : x + width]
 
 
+class AlignedCrops:
+    """Aligned crops warped once for every model that takes them: the recognizer ensemble's members, each on
+    its own thread, and a crop wanted both ways (the recognizer's flip). The first to ask warps; the others
+    wait for it (a 112x112 warp is under 0.1 ms). Keyed by the objects' identity, which the requests holding
+    them keep unique while the crops live."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[tuple[int, int, tuple[int, int]], np.ndarray] = {}
+
+    def warp(self, pixels: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        key = (id(pixels), id(matrix), size)
+        with self._lock:
+            if key not in self._made:
+                self._made[key] = warp_face(pixels, matrix, size)
+            return self._made[key]
+
+
 @dataclass(frozen=True, eq=False)
 class Warp:
     """The recognizer's input: the image warped by the 2x3 image->crop `matrix` into `size`, mirrored left to
-    right when `flip`."""
+    right when `flip`; `crops` shares the warp with the other requests for the same crop (on the CPU)."""
 
     pixels: np.ndarray
     matrix: np.ndarray
     size: tuple[int, int]
     flip: bool = False
+    crops: AlignedCrops | None = field(default=None, repr=False)
 
     def image(self) -> np.ndarray:
-        return warp_face(self.pixels, self.matrix, self.size)
+        return warp_face(self.pixels, self.matrix, self.size) if self.crops is None else \
+            self.crops.warp(self.pixels, self.matrix, self.size)
 
 
 ImageInput = Letterbox | Crop | Warp
@@ -124,17 +145,10 @@ def tensor_shape(request: ImageInput, spec: InputSpec) -> tuple[int, int, int]:
 
 def cpu_blob(spec: InputSpec, requests: list[ImageInput]) -> np.ndarray:
     """The model input for requests of one size, made with OpenCV: what the onnxruntime backend runs. A crop
-    wanted both ways (the recognizer's flip) is warped once."""
-    warped: dict[tuple[int, int], np.ndarray] = {}
-    images = []
-    for request in requests:
-        key = (id(request.pixels), id(getattr(request, "matrix", None)))
-        if isinstance(request, Warp) and key in warped:
-            images.append(warped[key])
-            continue
-        images.append(request.image())
-        if isinstance(request, Warp):
-            warped[key] = images[-1]
+    wanted both ways (the recognizer's flip), or by several models (`Warp.crops`), is warped once."""
+    own = AlignedCrops()
+    images = [(request.crops or own).warp(request.pixels, request.matrix, request.size)
+              if isinstance(request, Warp) else request.image() for request in requests]
     blob = to_blob(images, spec, requests[0].size)
     flipped = [index for index, request in enumerate(requests) if isinstance(request, Warp) and request.flip]
     if flipped:

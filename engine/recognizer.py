@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from engine.backends import Backend
-from engine.preprocess import Warp
+from engine.preprocess import AlignedCrops, Warp
 from models.manifest import ModelSpec
 
 
@@ -28,19 +28,20 @@ class ArcFaceRecognizer:
         self.spec = spec
         self.flip = flip
 
-    def embed(self, faces: list[Aligned]) -> np.ndarray:
-        """(N, D) unit vectors for N faces of RGB images, each warped by its matrix to the crop."""
-        return self.embed_measured(faces)[0]
+    def embed(self, faces: list[Aligned], crops: AlignedCrops | None = None) -> np.ndarray:
+        """(N, D) unit vectors for N faces of RGB images, each warped by its matrix to the crop; `crops`
+        shares the warps with other recognizers embedding the same faces."""
+        return self.embed_measured(faces, crops)[0]
 
-    def embed_measured(self, faces: list[Aligned]) -> tuple[np.ndarray, np.ndarray]:
+    def embed_measured(self, faces: list[Aligned], crops: AlignedCrops | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`embed`, and each embedding's length before normalising (of the mean over the crop and its mirror),
         which bench/face_check.py measures as a sign of what is not a face."""
         if not faces:
             return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.float32)
         size = self.spec.input.size
-        requests = [Warp(pixels, matrix, size) for pixels, matrix in faces]
+        requests = [Warp(pixels, matrix, size, crops=crops) for pixels, matrix in faces]
         if self.flip:
-            requests += [Warp(pixels, matrix, size, flip=True) for pixels, matrix in faces]
+            requests += [Warp(pixels, matrix, size, flip=True, crops=crops) for pixels, matrix in faces]
         output = next(iter(self.backend.infer_images(self.spec.input, requests).values())).astype(np.float32)
         if self.flip:
             output = (output[: len(faces)] + output[len(faces) :]) / 2
@@ -71,6 +72,7 @@ class RecognizerEnsemble:
     def embed(self, faces: list[Aligned]) -> np.ndarray:
         if not faces:
             return np.zeros((0, 0), dtype=np.float32)
-        others = [self._pool.submit(member.embed, faces) for member in self.members[1:]] if self._pool else []
-        parts = [self.members[0].embed(faces), *(other.result() for other in others)]
+        crops = AlignedCrops()  # every member takes the same crops: warped once
+        others = [self._pool.submit(member.embed, faces, crops) for member in self.members[1:]] if self._pool else []
+        parts = [self.members[0].embed(faces, crops), *(other.result() for other in others)]
         return np.concatenate(parts, axis=1) / np.sqrt(len(parts), dtype=np.float32)

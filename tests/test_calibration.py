@@ -228,3 +228,21 @@ def test_engines_build_records_the_calibration_method(asked: str | None, scratch
     pipeline = FacePipeline(PipelineConfig(precision="int8-mixed"))
     assert {recorded_method(pipeline._onnx_for(spec)) for spec in pipeline.manifest.pipeline_models()
             if pipeline.backends[spec.name].info.precision == "int8"} == {method}
+
+
+def test_write_qdq_models_quantizes_only_the_roles_asked_for(scratch_home) -> None:
+    from calibration.build import write_qdq_models
+    from calibration.dataset import build_calibration_set
+    from engine.backends.int8 import read_route
+    from engine.pipeline import FacePipeline
+    from models import paths
+
+    pipeline = FacePipeline()
+    photos = sorted(scratch_home[1].iterdir())
+    calibration = build_calibration_set(photos, pipeline, max_detector=2, max_faces=4)
+    written = write_qdq_models(calibration, "d" * 64, roles={"landmarks"})
+    landmarks = {spec.name for spec in pipeline.manifest.for_role("landmarks")}
+    assert set(written) == landmarks
+    for spec in pipeline.manifest.pipeline_models():
+        assert pipeline.models[spec.name].quantized.exists() == (spec.name in landmarks), spec.name
+    assert read_route(paths.calibration_dir()).calibration == "d" * 64

@@ -14,6 +14,7 @@ from engine.cuda import kernels, nvrtc
 from engine.cuda.calls import inverse_affine, kernel_call
 from engine.landmarks import crop_box
 from engine.preprocess import (
+    AlignedCrops,
     Crop,
     ImageInput,
     Letterbox,
@@ -195,6 +196,19 @@ def test_a_flipped_row_is_the_mirror_of_the_plain_one() -> None:
     _, plain = warp_cases()[0]
     both = cpu_blob(RECOGNIZER, [plain, Warp(plain.pixels, plain.matrix, plain.size, flip=True)])
     np.testing.assert_array_equal(both[1], both[0][..., ::-1])
+
+
+def test_recognizers_sharing_their_crops_get_the_blobs_each_would_make_alone() -> None:
+    other = InputSpec("input", RECOGNIZER.size, "rgb", 127.0, 1 / 128)  # the ensemble's members differ so
+    (_, plain), (_, second) = [case for case in warp_cases() if not case[1].flip][:2]
+    crops = AlignedCrops()
+    for spec in (RECOGNIZER, other):
+        shared = [Warp(request.pixels, request.matrix, request.size, flip, crops=crops)
+                  for request in (plain, second) for flip in (False, True)]
+        alone = [Warp(request.pixels, request.matrix, request.size, flip) for request in (plain, second)
+                 for flip in (False, True)]
+        np.testing.assert_array_equal(cpu_blob(spec, shared), cpu_blob(spec, alone))
+    assert crops.warp(plain.pixels, plain.matrix, plain.size) is crops.warp(plain.pixels, plain.matrix, plain.size)
 
 
 def test_kernel_calls_refuse_what_the_kernels_cannot_do() -> None:
