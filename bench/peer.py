@@ -17,7 +17,9 @@ with its caches cold, which costs ours much more than dlib's 2 s (session 4: a f
 56-58 ms there against 37 back to back; session 5: 15-20% more CPU than in blocks). In warm blocks
 (`blocks`): each side compares the six pairs in a block of its own after one untimed compare, the blocks
 alternate (ours first in even rounds, the peer's in odd), so both sides are timed warm, as a service that
-compares one request after another runs. The old figure stays beside the new one.
+compares one request after another runs. The old figure stays beside the new one. Each method also gives
+our compares' minor page faults and context switches (`bench.counters`): the cold one's extra cost is
+neither (docs/PERFORMANCE.md, "Sixth round: cold compares"; `bench.cold` times it alone).
 With `--lfw-*`, the peer's verification accuracy on the LFW development pairs is measured too: the
 threshold chosen on `--lfw-train` (else 10-fold on the pairs), and at the library's default 0.6.
 """
@@ -38,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.accuracy import Pairs, best_threshold, fold_accuracies, read_pairs
+from bench.counters import measured
 from bench.latency import PORTRAITS
 from bench.photos import full_hd_jpeg
 from bench.profile import bench_config
@@ -87,16 +90,22 @@ class Peer:
         self._process.wait(60)
 
 
+OUR_COUNTERS = ("minor_faults", "voluntary_switches", "involuntary_switches")
+
+
 class Timings:
-    """Each side's wall and CPU ms per compare, one method's."""
+    """Each side's wall and CPU ms per compare, one method's; ours' page faults and context switches too."""
 
     def __init__(self) -> None:
         self.ms: dict[str, list[float]] = {"ours": [], "peer": []}
         self.cpu: dict[str, list[float]] = {"ours": [], "peer": []}
+        self.counters: dict[str, list[float]] = {name: [] for name in OUR_COUNTERS}
 
-    def add(self, side: str, ms: float, cpu_ms: float) -> None:
-        self.ms[side].append(ms)
-        self.cpu[side].append(cpu_ms)
+    def add(self, side: str, figures: dict[str, float]) -> None:
+        self.ms[side].append(figures["ms"])
+        self.cpu[side].append(figures["cpu_ms"])
+        for name in OUR_COUNTERS if side == "ours" else ():
+            self.counters[name].append(figures[name])
 
     def summary(self) -> dict:
         ours, theirs = statistics.median(self.ms["ours"]), statistics.median(self.ms["peer"])
@@ -104,7 +113,8 @@ class Timings:
         return {"ours_ms_per_compare": round(ours, 2), "peer_ms_per_compare": round(theirs, 2),
                 "ratio": round(theirs / ours, 1), "compares": len(self.ms["ours"]),
                 "ours_cpu_ms_per_compare": round(ours_c, 2), "peer_cpu_ms_per_compare": round(theirs_c, 2),
-                "cpu_ratio": round(theirs_c / ours_c, 1)}
+                "cpu_ratio": round(theirs_c / ours_c, 1),
+                **{f"ours_{name}_per_compare": statistics.median(self.counters[name]) for name in OUR_COUNTERS}}
 
 
 def speed(pipeline: FacePipeline, peer: Peer, rounds: int) -> dict:
@@ -119,26 +129,26 @@ def speed(pipeline: FacePipeline, peer: Peer, rounds: int) -> dict:
             files[name].write_bytes(full_hd_jpeg(name))
         pairs = list(itertools.combinations(PORTRAITS, 2))
 
-        def ours(a: str, b: str) -> tuple[float, float]:
-            started, cpu = time.perf_counter(), time.process_time()
-            pipeline.compare(files[a].read_bytes(), files[b].read_bytes())
-            return (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000
+        def ours(a: str, b: str) -> dict[str, float]:
+            def compare() -> None:
+                pipeline.compare(files[a].read_bytes(), files[b].read_bytes())
+            return measured(compare, threads=False)  # nothing else before the compare: the method as it was
 
-        def theirs(a: str, b: str) -> tuple[float, float]:
+        def theirs(a: str, b: str) -> dict[str, float]:
             answer = peer.ask(op="compare", origin=str(files[a]), target=str(files[b]))
-            return answer["ms"], answer["cpu_ms"]
+            return {"ms": answer["ms"], "cpu_ms": answer["cpu_ms"]}
 
         sides = {"ours": ours, "peer": theirs}
         for compare in sides.values():
             compare(*pairs[0])
         for round_ in range(rounds):
             for a, b in pairs:
-                interleaved.add("ours", *ours(a, b))
-                interleaved.add("peer", *theirs(a, b))
+                interleaved.add("ours", ours(a, b))
+                interleaved.add("peer", theirs(a, b))
             for side in ("ours", "peer") if round_ % 2 == 0 else ("peer", "ours"):
                 sides[side](*pairs[-1])  # the block's warm-up, not timed, for each side alike
                 for a, b in pairs:
-                    blocks.add(side, *sides[side](a, b))
+                    blocks.add(side, sides[side](a, b))
     return {**interleaved.summary(), "blocks": blocks.summary()}
 
 
