@@ -12,9 +12,16 @@ however busy it is now; its threads' waits per compare (voluntary context switch
 between them, and its minor page faults per compare the memory it gives back and takes again. The client's own
 CPU per compare (this process, user + system) is reported beside it: it runs on the same cores, so the
 compares/s at a level can be read against the full CPU-bound limit and against the limit with the client's
-share taken out. The client is as cheap as a real one can be: each pair's multipart body is built once
+share taken out. The aiohttp client does as little as it can: each pair's multipart body is built once
 (aiohttp's own writer, so the server receives the same bytes and headers as from a `FormData`) and sent as it
-is. The server's peak RSS is its VmHWM, from its pid (`--pid`, the one started, or the process listening on
+is. At concurrency 1 every other request is sent by a plainer client instead (`plain_client`: the
+standard library's blocking `http.client` on a keep-alive connection of its own, the same body and headers),
+which costs less time on this machine's cores than aiohttp's client: a real kiosk's client runs on another
+machine, so the HTTP figure is given both ways. From the server's own metrics, each level also reports the
+mean time its pipeline took per compare (`server_pipeline_ms_mean`, decode and compare) and what the client's
+mean latency adds to it (`outside_pipeline_ms_mean`): the cost of HTTP, the request path and (under load)
+the queue, measured on the same requests, so it does not swing with the compare's own speed.
+The server's peak RSS is its VmHWM, from its pid (`--pid`, the one started, or the process listening on
 the URL's port). With `--sample-runnable`, how many of the server's threads could use a core, sampled through
 each level (`server_runnable_threads`: the share of samples with fewer runnable threads than cores is what a
 quiet machine would leave idle, whatever else runs now); off by default, as the sampling costs the client
@@ -34,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import itertools
 import json
 import os
@@ -47,8 +55,10 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import urlopen
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.photos import full_hd_jpeg
 from bench.runnable import RunnableSampler
@@ -91,6 +101,9 @@ class Samples:
     ms: dict[str, list[float]] = field(default_factory=lambda: {"portrait": [], "group": []})
     errors: Counter[str] = field(default_factory=Counter)
 
+    def everything(self) -> list[float]:
+        return [ms for values in self.ms.values() for ms in values]
+
 
 def make_pairs(group_every: int) -> list[Pair]:
     """The request cycle: portrait pairs, with a group pair in place of every `group_every`-th (0: none)."""
@@ -125,6 +138,28 @@ async def _post(session: aiohttp.ClientSession, url: str, key: str, pair: Pair) 
     async with session.post(url, data=pair.body, headers=headers) as response:
         await response.read()
         return response.status
+
+
+class PlainClient:
+    """One keep-alive connection of the standard library's blocking client, used from one thread at a time:
+    no event loop between the socket and the answer, so it adds less of this machine's time than aiohttp's."""
+
+    def __init__(self, url: str, key: str) -> None:
+        parts = urlparse(url)
+        self._connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+        self._path, self._key = parts.path, key
+
+    def post(self, pair: Pair) -> tuple[int, float]:
+        """The status and the milliseconds from sending the request to having read the whole answer."""
+        started = time.perf_counter()
+        self._connection.request("POST", self._path, body=pair.body,
+                                 headers={"x-api-key": self._key, "Content-Type": pair.content_type})
+        response = self._connection.getresponse()
+        response.read()
+        return response.status, (time.perf_counter() - started) * 1000
+
+    def close(self) -> None:
+        self._connection.close()
 
 
 class InProcess:
@@ -168,7 +203,10 @@ class InProcess:
 
 
 async def _worker(session: aiohttp.ClientSession, url: str, key: str, pairs: list[Pair], start: int,
-                  deadline: float, budget: list[int], samples: Samples, inprocess: InProcess | None) -> None:
+                  deadline: float, budget: list[int], samples: Samples, inprocess: InProcess | None,
+                  plain: tuple[PlainClient, Samples] | None = None) -> None:
+    """With `plain`, every other request goes through that client into its samples, shifted by one in every other
+    cycle of the pairs, so that each client sends each pair as often and both meet the same load."""
     for index in itertools.count(start):
         if time.monotonic() >= deadline or budget[0] <= 0:
             return
@@ -176,16 +214,26 @@ async def _worker(session: aiohttp.ClientSession, url: str, key: str, pairs: lis
         current = pairs[index % len(pairs)]
         if inprocess is not None:
             await asyncio.to_thread(inprocess.ask, index % len(pairs))
-        started = time.perf_counter()
-        try:
-            status = await _post(session, url, key, current)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            samples.errors[type(exc).__name__] += 1
-            continue
-        if status == 200:
-            samples.ms[current.kind].append((time.perf_counter() - started) * 1000)
+        if plain is not None and (index + index // len(pairs)) % 2:
+            client, into = plain
+            try:
+                status, ms = await asyncio.to_thread(client.post, current)
+            except (OSError, http.client.HTTPException) as exc:
+                into.errors[type(exc).__name__] += 1
+                continue
         else:
-            samples.errors[str(status)] += 1
+            into = samples
+            started = time.perf_counter()
+            try:
+                status = await _post(session, url, key, current)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                samples.errors[type(exc).__name__] += 1
+                continue
+            ms = (time.perf_counter() - started) * 1000
+        if status == 200:
+            into.ms[current.kind].append(ms)
+        else:
+            into.errors[str(status)] += 1
 
 
 def client_cpu_seconds() -> float:
@@ -195,34 +243,76 @@ def client_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def server_pipeline_seconds(base: str) -> tuple[float, float]:
+    """The server's pipeline time so far, from its own metrics: seconds spent in `pipeline.compare`
+    (the "decode" and "compare" stages) and how many compares that was."""
+    with urlopen(base.rstrip("/") + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    seconds, count = 0.0, 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != "facecompare_stage_seconds":
+            continue
+        for sample in family.samples:
+            if sample.labels.get("stage") in ("decode", "compare") and sample.name.endswith("_sum"):
+                seconds += sample.value
+            if sample.labels.get("stage") == "compare" and sample.name.endswith("_count"):
+                count += sample.value
+    return seconds, count
+
+
+def outside_pipeline(samples: Samples, pipeline_ms_mean: float | None) -> dict[str, float]:
+    """What the client's mean latency adds to the server's mean pipeline time."""
+    everything = samples.everything()
+    if not everything or pipeline_ms_mean is None:
+        return {}
+    return {"outside_pipeline_ms_mean": round(sum(everything) / len(everything) - pipeline_ms_mean, 2)}
+
+
 async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, duration: float,
                     max_requests: int, inprocess: InProcess | None = None, pid: int | None = None,
-                    sample_runnable: bool = False) -> dict:
+                    sample_runnable: bool = False, plain_client: bool = False) -> dict:
     """One concurrency level: a short warm-up, then `concurrency` clients for `duration` seconds (each HTTP
-    compare after one in `inprocess`, when given). The server's (`pid`) and the client's CPU per request are
-    counted after the warm-up; with `sample_runnable`, its runnable threads too (bench/runnable.py)."""
+    compare after one in `inprocess`, when given; with `plain_client`, at concurrency 1, every other request
+    sent by `PlainClient`, reported apart as `plain_client`). The server's (`pid`) and the client's
+    CPU per request are counted after the warm-up; with `sample_runnable`, its runnable threads too
+    (bench/runnable.py)."""
     url = base.rstrip("/") + "/v1/compare"
     timeout = aiohttp.ClientTimeout(total=30)
     connector = aiohttp.TCPConnector(limit=concurrency)
+    plain = (PlainClient(url, key), Samples()) if plain_client and concurrency == 1 else None
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         for pair in pairs[:WARM_UP]:
             await _post(session, url, key, pair)
+            if plain is not None:
+                await asyncio.to_thread(plain[0].post, pair)
         samples, budget = Samples(), [max_requests]
         server_before, client_before = cpu_seconds(pid), client_cpu_seconds()
         waits_before, faults_before = voluntary_switches(pid), minor_faults(pid)
+        pipeline_before = await asyncio.to_thread(server_pipeline_seconds, base)
         started = time.monotonic()
         sampling = pid is not None and sample_runnable
         with RunnableSampler(pid, len(os.sched_getaffinity(0))) if sampling else nullcontext() as sampler:
             await asyncio.gather(*(_worker(session, url, key, pairs, i * 7, started + duration, budget, samples,
-                                           inprocess) for i in range(concurrency)))
+                                           inprocess, plain) for i in range(concurrency)))
         elapsed = time.monotonic() - started
         server_after, client_after = cpu_seconds(pid), client_cpu_seconds()
         waits_after, faults_after = voluntary_switches(pid), minor_faults(pid)
-    everything = [ms for values in samples.ms.values() for ms in values]
-    requests = max(1, len(everything) + sum(samples.errors.values()))
-    stats = {**summary(everything), "rps": round(len(everything) / elapsed, 2), "errors": dict(samples.errors),
+        pipeline_after = await asyncio.to_thread(server_pipeline_seconds, base)
+    everything = samples.everything()
+    both = everything + (plain[1].everything() if plain is not None else [])
+    requests = max(1, len(both) + sum(samples.errors.values()) + (sum(plain[1].errors.values()) if plain else 0))
+    compares = pipeline_after[1] - pipeline_before[1]
+    pipeline_ms = round((pipeline_after[0] - pipeline_before[0]) * 1000 / compares, 2) if compares else None
+    stats = {**summary(everything), "rps": round(len(both) / elapsed, 2), "errors": dict(samples.errors),
              "by_kind": {kind: summary(values) for kind, values in samples.ms.items() if values},
-             "client_cpu_ms_per_compare": round((client_after - client_before) * 1000 / requests, 2)}
+             "client_cpu_ms_per_compare": round((client_after - client_before) * 1000 / requests, 2),
+             "server_pipeline_ms_mean": pipeline_ms, **outside_pipeline(samples, pipeline_ms)}
+    if plain is not None:
+        plain[0].close()
+        lean = plain[1]
+        stats["plain_client"] = {**summary(lean.everything()), "errors": dict(lean.errors),
+                                 "by_kind": {kind: summary(values) for kind, values in lean.ms.items() if values},
+                                 **outside_pipeline(lean, pipeline_ms)}
     if server_before is not None and server_after is not None:
         stats["server_cpu_ms_per_compare"] = round((server_after - server_before) * 1000 / requests, 2)
     if waits_before is not None and waits_after is not None:
@@ -300,6 +390,16 @@ def voluntary_switches(pid: int | None) -> int | None:
     return total
 
 
+def p50_ratios(name: str, stats: dict, inprocess: dict) -> dict[str, float]:
+    """`name` and `name_<kind>`: a client's HTTP p50 over the in-process p50, overall and per pair kind."""
+    if stats["p50_ms"] is None:
+        return {}
+    result = {name: round(stats["p50_ms"] / inprocess["p50_ms"], 3)}
+    for kind, part in stats["by_kind"].items():
+        result[f"{name}_{kind}"] = round(part["p50_ms"] / inprocess["by_kind"][kind]["p50_ms"], 3)
+    return result
+
+
 def ratios(levels: dict[str, dict], inprocess: dict) -> dict[str, float]:
     """The service against its own pipeline: HTTP p50 over in-process p50 at concurrency 1 (overall and per
     kind), each level's compares/s over the CPU-bound limit of this machine's cores (`_rps_over_limit`) and
@@ -310,11 +410,10 @@ def ratios(levels: dict[str, dict], inprocess: dict) -> dict[str, float]:
     limit = cores * 1000 / inprocess["cpu_ms_per_compare"]
     result = {"cores": cores, "cpu_bound_limit_per_s": round(limit, 2)}
     single = levels.get("1")
-    if single and single["p50_ms"] is not None:
-        result["c1_p50_http_over_inprocess"] = round(single["p50_ms"] / inprocess["p50_ms"], 3)
-        for kind, part in single["by_kind"].items():
-            floor = inprocess["by_kind"][kind]["p50_ms"]
-            result[f"c1_p50_http_over_inprocess_{kind}"] = round(part["p50_ms"] / floor, 3)
+    if single:
+        result |= p50_ratios("c1_p50_http_over_inprocess", single, inprocess)
+        if "plain_client" in single:
+            result |= p50_ratios("c1_p50_http_over_inprocess_plain_client", single["plain_client"], inprocess)
     for level, stats in levels.items():
         result[f"c{level}_rps_over_limit"] = round(stats["rps"] / limit, 3)
         client_limit = cores * 1000 / (inprocess["cpu_ms_per_compare"] + stats["client_cpu_ms_per_compare"])
@@ -332,7 +431,7 @@ def run(base: str, key: str, pid: int | None, args: argparse.Namespace) -> dict:
     for concurrency in args.concurrency:
         levels[str(concurrency)] = asyncio.run(run_level(base, key, pairs, concurrency, args.duration,
                                                          args.max_requests, alongside if concurrency == 1 else None,
-                                                         pid, args.sample_runnable))
+                                                         pid, args.sample_runnable, args.plain_client))
     result = {"concurrency": levels, "peak_rss_mb": peak_rss_mb(pid), "load_average": os.getloadavg()}
     if alongside is not None:
         alongside.close()
@@ -373,6 +472,8 @@ def main(argv: list[str] | None = None) -> None:
                                                      " to compare before and after")
     parser.add_argument("--no-inprocess", dest="inprocess", action="store_false",
                         help="no in-process compares beside the HTTP ones at concurrency 1")
+    parser.add_argument("--no-plain-client", dest="plain_client", action="store_false",
+                        help="at concurrency 1, aiohttp's client alone (none sent by the plain client)")
     parser.add_argument("--sample-runnable", action="store_true",
                         help="sample the server's runnable threads through each level (bench/runnable.py)")
     parser.add_argument("--json", action="store_true")
@@ -391,7 +492,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"concurrency {level:>3}: p50 {stats['p50_ms']} ms  p95 {stats['p95_ms']} ms  p99 {stats['p99_ms']} ms"
               f"  {stats['rps']} compares/s  errors {stats['errors']}"
               f"  server CPU {stats.get('server_cpu_ms_per_compare')} ms/compare"
-              f"  client CPU {stats['client_cpu_ms_per_compare']} ms/compare")
+              f"  client CPU {stats['client_cpu_ms_per_compare']} ms/compare"
+              f"  outside the pipeline {stats.get('outside_pipeline_ms_mean')} ms (mean)")
+        if "plain_client" in stats:
+            plain = stats["plain_client"]
+            print(f"    plain client: p50 {plain['p50_ms']} ms  p95 {plain['p95_ms']} ms  errors {plain['errors']}"
+                  f"  outside the pipeline {plain.get('outside_pipeline_ms_mean')} ms (mean)")
         for kind, part in stats["by_kind"].items():
             print(f"    {kind:8s} n={part['n']}  p50 {part['p50_ms']}  p95 {part['p95_ms']}  p99 {part['p99_ms']}")
     print(f"peak RSS {result['peak_rss_mb']} MB" + (f", ready in {result['ready_s']} s" if "ready_s" in result else ""))

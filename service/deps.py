@@ -1,7 +1,8 @@
 """What the handlers need, held by the application: the runtime, metrics, and the state layer's stores.
 
 The stores block on SQLite (and an fsync for durable writes), so handlers call them through
-`asyncio.to_thread`, never on the event loop itself.
+`asyncio.to_thread`, never on the event loop itself; the one exception is the key lookup of every request, a
+read that WAL mode never makes wait for a writer (service/routes_compare.py, `admit`).
 """
 
 from __future__ import annotations

@@ -65,17 +65,26 @@ def _from_http(exc: web.HTTPException) -> ApiError:
     return ApiError()
 
 
+async def _answer(request: web.Request, response: web.StreamResponse) -> bool:
+    """Send the answer now, so that the counting and logging after it are off the client's wait (aiohttp
+    finds it sent and only finishes the connection's turn). False when the client has gone: aiohttp finds
+    the same when it tries to send the answer itself."""
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        return False
+    return True
+
+
 async def _answer_then_drain(request: web.Request, response: web.StreamResponse, body_cap: int) -> None:
     """Send the error answer now, then read and drop the rest of the body within the bounds above.
 
     A 408's body is not drained (it was too slow already). If the bounds end the drain first, aiohttp
     closes the connection with the rest unread, as it would have without the drain.
     """
-    try:
-        await response.prepare(request)
-        await response.write_eof()
-    except ConnectionError:
-        return  # the client has gone; aiohttp finds the same when it sends the (already sent) answer
+    if not await _answer(request, response):
+        return
     limit = DRAIN_BODY_CAPS * body_cap
     if (response.status == BodyTimedOut.http_status or not request.body_exists or request.content.is_eof()
             or (request.content_length or 0) > limit):
@@ -123,6 +132,8 @@ async def api_middleware(request: web.Request,
         if response.status in CLOSING_STATUSES:
             response.force_close()
         await _answer_then_drain(request, response, request.app[SERVICES].config.max_body_bytes)
+    else:
+        await _answer(request, response)
     seconds = time.monotonic() - started
     route = _route(request)
     metrics = request.app[SERVICES].metrics

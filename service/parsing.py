@@ -17,8 +17,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import BodyPartReader, hdrs, web
+from aiohttp import hdrs, web
+from aiohttp.helpers import parse_mimetype
 from aiohttp.http_exceptions import HttpProcessingError
+from multipart import MultipartSegment, PushMultipartParser
 
 from engine.decode import MAX_IMAGE_BYTES
 from engine.errors import ApiError, BadInput, BodyTooLarge, ImagesRequired
@@ -26,8 +28,10 @@ from engine.errors import ApiError, BadInput, BodyTooLarge, ImagesRequired
 IMAGE_FIELDS = ("originFace", "targetFace")
 TEXT_FIELDS = ("callbackUrl", "threshold", "livenessCheck")
 MAX_TEXT_BYTES = 4096
-CHUNK = 64 * 1024
 DATA_URL = re.compile(r"^data:[^,;]*(;[^,;]*)*;base64,", re.IGNORECASE)
+# RFC 9110 5.5: no control character but the tab in a field value; a part's header breaking it is malformed,
+# as aiohttp judges a request's own headers.
+FORBIDDEN_IN_FIELD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # The longest base64 text (padding included) that can decode to MAX_IMAGE_BYTES.
 MAX_BASE64_CHARS = 4 * math.ceil(MAX_IMAGE_BYTES / 3)
 
@@ -160,35 +164,41 @@ async def _parse(request: web.Request, limit: int) -> CompareRequest:
 
 
 async def _multipart_fields(request: web.Request, limit: int) -> dict[str, Any]:
-    """Stream the parts: images as bytes, text fields as text, anything else read and dropped."""
+    """Stream the parts: images as bytes, text fields as text, anything else read and dropped.
+
+    Parsed by the `multipart` package's push parser as the body arrives, one scan for the boundary per chunk:
+    aiohttp's own reader copies every read into a search window and builds a pattern of 128 escaped
+    characters for each part's Content-Disposition. For two Full HD photos the event loop's CPU from the key
+    lookup to the parsed request fell from 0.9-1.1 ms to 0.35 (docs/PERFORMANCE.md, sixth round).
+    """
+    boundary = parse_mimetype(request.headers.get(hdrs.CONTENT_TYPE, "")).parameters.get("boundary", "")
     fields: dict[str, Any] = {}
-    read = 0
+    name, cap, chunks, size, read = "", None, [], 0, 0
     try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise BadInput("nested multipart is not supported")
-            name = part.name or ""
-            cap = MAX_IMAGE_BYTES if name in IMAGE_FIELDS else MAX_TEXT_BYTES if name in TEXT_FIELDS else None
-            chunks = []
-            size = 0
-            while chunk := await part.read_chunk(CHUNK):
-                size += len(chunk)
-                read += len(chunk)
-                if read > limit:
-                    raise BodyTooLarge(f"request body is over {limit} bytes")
-                if cap is not None and size > cap:
-                    raise over_image_cap() if name in IMAGE_FIELDS else BadInput(f"{name} is too long")
-                if cap is not None:
-                    chunks.append(chunk)
-            if cap is None or name in fields:
-                continue
-            data = b"".join(chunks)
-            fields[name] = data if name in IMAGE_FIELDS else data.decode("utf-8", errors="strict")
+        parser = PushMultipartParser(boundary)
+        while True:
+            chunk = await request.content.readany()
+            read += len(chunk)
+            if read > limit:
+                raise BodyTooLarge(f"request body is over {limit} bytes")
+            for event in parser.parse(chunk):
+                if isinstance(event, MultipartSegment):
+                    if any(FORBIDDEN_IN_FIELD_VALUE.search(value) for _, value in event.headerlist):
+                        raise BadInput("malformed multipart body")
+                    name, chunks, size = event.name, [], 0
+                    cap = MAX_IMAGE_BYTES if name in IMAGE_FIELDS else MAX_TEXT_BYTES if name in TEXT_FIELDS else None
+                elif event is not None:
+                    size += len(event)
+                    if cap is not None and size > cap:
+                        raise over_image_cap() if name in IMAGE_FIELDS else BadInput(f"{name} is too long")
+                    if cap is not None:
+                        chunks.append(event)
+                elif cap is not None and name not in fields:
+                    data = b"".join(chunks)
+                    fields[name] = data if name in IMAGE_FIELDS else data.decode("utf-8", errors="strict")
+            if not chunk:
+                return fields
     except (BadInput, BodyTooLarge):
         raise
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise BodyTooLarge(f"request body is over {limit} bytes") from exc
-    except (ValueError, AssertionError, RuntimeError, HttpProcessingError) as exc:
+    except (ValueError, RuntimeError, HttpProcessingError) as exc:
         raise BadInput("malformed multipart body") from exc
-    return fields

@@ -30,8 +30,6 @@ from tests.conftest import save_image
 SCALE = float(os.environ.get("FACECOMPARE_FUZZ_SCALE", "1"))
 # Pillow warns about the broken EXIF and TIFF tags the fuzzers make; it then skips them, as it should.
 PILLOW_WARNINGS = "ignore::UserWarning:PIL.*"
-# aiohttp warns about the broken Content-Disposition headers the multipart fuzzer makes, then reads on.
-AIOHTTP_WARNINGS = "ignore::RuntimeWarning:aiohttp.*"
 # (HTTP status, errorCode) of every answer a compare request may get for what it sent (api.md, docs/API.md).
 DOCUMENTED_ERRORS = {(400, 1000), (400, 1003), (408, 1003), (413, 1003)}
 LIMITS = DecodeLimits()

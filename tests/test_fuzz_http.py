@@ -16,7 +16,6 @@ import requests
 from hypothesis import strategies as st
 
 from tests.fuzzing import (
-    AIOHTTP_WARNINGS,
     DOCUMENTED_ERRORS,
     PILLOW_WARNINGS,
     compare_fields,
@@ -27,7 +26,7 @@ from tests.fuzzing import (
 from tests.http_helpers import Served
 from tests.memory import settled_rss_mib
 
-pytestmark = [pytest.mark.filterwarnings(PILLOW_WARNINGS), pytest.mark.filterwarnings(AIOHTTP_WARNINGS)]
+pytestmark = pytest.mark.filterwarnings(PILLOW_WARNINGS)
 
 EXAMPLES = 500
 RSS_GROWTH_MIB = 128

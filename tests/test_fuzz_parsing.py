@@ -24,7 +24,6 @@ from engine.decode import MAX_IMAGE_BYTES, decode_image
 from engine.errors import ApiError, BadInput
 from service.parsing import MAX_BASE64_CHARS, CompareRequest, decode_base64_image, media_type, parse_compare
 from tests.fuzzing import (
-    AIOHTTP_WARNINGS,
     PILLOW_WARNINGS,
     assert_decoded,
     assert_documented_error,
@@ -38,7 +37,7 @@ from tests.fuzzing import (
 )
 from tests.memory import settled_rss_mib
 
-pytestmark = [pytest.mark.filterwarnings(PILLOW_WARNINGS), pytest.mark.filterwarnings(AIOHTTP_WARNINGS)]
+pytestmark = pytest.mark.filterwarnings(PILLOW_WARNINGS)
 
 EXAMPLES = {"fields": 2000, "json": 800, "multipart": 1200, "base64": 2000}
 PATH = "/modules/compare"

@@ -187,10 +187,19 @@ def test_bad_json_is_1003(api: Served, body: bytes) -> None:
 @pytest.mark.parametrize("body", [
     b"--xyz\r\nContent-Disposition: form-data; name=\"originFace\"\r\n\r\nabc",  # never closed
     b"--xyz\r\nContent-Disposition: form-data; name=\"\x1d\xc2\x91r\"\r\n\r\nabc\r\n--xyz--\r\n",  # bad name
+    b"--xyz\r\nContent-Disposition: attachment; name=\"originFace\"\r\n\r\nabc\r\n--xyz--\r\n",  # not form-data
+    b"--xyz\r\nContent-Type: image/jpeg\r\n\r\nabc\r\n--xyz--\r\n",  # no Content-Disposition
+    b"--xyz\r\nContent-Disposition: form-data; name=\"originFace\"\r\n\r\nabc\r\n--xyzabc",  # bad final boundary
 ])
 def test_malformed_multipart_is_1003(api: Served, body: bytes) -> None:
     _error(requests.post(api.url + "/modules/compare", data=body, headers={
         "x-api-key": api.key, "Content-Type": "multipart/form-data; boundary=xyz"}), 400, 1003)
+
+
+def test_multipart_without_a_boundary_is_1003(api: Served) -> None:
+    for content_type in ("multipart/form-data", 'multipart/form-data; boundary=""'):
+        _error(requests.post(api.url + "/modules/compare", data=b"--\r\n", headers={
+            "x-api-key": api.key, "Content-Type": content_type}), 400, 1003)
 
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1/hook", "http://8.8.8.8/hook", "not a url", 42])
