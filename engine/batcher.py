@@ -3,17 +3,10 @@
 `DynamicBatcher` is itself a `Backend`, wrapped around a real one, so the pipeline and its adapters
 do not know it is there. It batches tensors (`infer`) and stage inputs (`infer_images`: uint8 pixels with
 their geometry, one row each, batched by output size, so the detector's canvases of one size go together).
-The model's worker threads (`runners`, one by default) own the wrapped backend: each takes the oldest waiting
-request and whatever compatible requests follow it, up to `max_batch` rows (and, where the backend caps it,
-`max_batch_bytes` of input) or until the oldest has waited `max_wait_ms`, runs one inference, and hands each
-caller its own rows of the outputs.
-
-Why several runners and shared `slots` (the service's detector on onnxruntime): the byte cap below makes each
-Full HD canvas an inference of its own, on one core. With one runner, the compares in flight queued for it
-while the other core had nothing to run (10-14% of the samples at concurrency 16, docs/PERFORMANCE.md). With
-a runner per slot, its second canvas runs beside the first; the slots, shared by every model of a pipeline,
-bound the inferences running at once to what the cores hold, so a second runner never fights a first for a
-core.
+One worker thread per model owns the wrapped backend: it takes the oldest waiting request and whatever
+compatible requests follow it, up to `max_batch` rows (and, where the backend caps it, `max_batch_bytes` of
+input) or until the oldest has waited `max_wait_ms`, runs one inference, and hands each caller its own rows
+of the outputs.
 
 Why `callers`: a batch stops waiting as soon as every thread that could join it has. With one compare
 in flight, each of the four models would otherwise wait out `max_wait_ms` for nobody: 12 of the 44 ms
@@ -125,8 +118,7 @@ class DynamicBatcher:
 
     def __init__(self, backend: Backend, *, name: str, max_batch: int | None = None, max_wait_ms: float = 2.0,
                  queue_size: int = 64, observer: BatchObserver | None = None, retry_after: int = 1,
-                 max_batch_bytes: int | None = None, callers: Callable[[], int] | None = None,
-                 runners: int = 1, slots: threading.Semaphore | None = None) -> None:
+                 max_batch_bytes: int | None = None, callers: Callable[[], int] | None = None) -> None:
         self.backend = backend
         self.name = name
         self.info = backend.info
@@ -138,23 +130,15 @@ class DynamicBatcher:
         self.queue_size = queue_size
         self.callers = callers
         self.retry_after = retry_after
-        if runners < 1:
-            raise ValueError("runners must be at least 1")
-        self.runners = runners
-        self._slots = slots
         self._observer = observer
         self._queue: deque[_Request] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        # Inferences running, on the runners or on lone callers' threads. A compare working on its two photos at
+        # Inferences running, on the worker or on lone callers' threads. A compare working on its two photos at
         # once (engine/pipeline.py) is one caller on two threads: both of its calls run at once, not in turn.
         self._running = 0
-        # Requests in the inferences running: their callers cannot join another batch.
-        self._held = 0
-        self._threads = [threading.Thread(target=self._work, name=f"batcher-{name}" + (f"-{i}" if i else ""),
-                                          daemon=True) for i in range(runners)]
-        for thread in self._threads:
-            thread.start()
+        self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
 
     @property
     def depth(self) -> int:
@@ -178,7 +162,6 @@ class DynamicBatcher:
             alone = not self._queue and self._everyone_joined(1)
             if alone:
                 self._running += 1
-                self._held += 1
             else:
                 self._queue.append(request)
                 self._cond.notify_all()
@@ -187,7 +170,7 @@ class DynamicBatcher:
             try:
                 self._run_batch([request])
             finally:
-                self._release(1)
+                self._release()
         else:
             request.done.wait()
         if request.error is not None:
@@ -195,12 +178,11 @@ class DynamicBatcher:
         return request.outputs
 
     def close(self) -> None:
-        """Refuse new requests, finish the queued ones, stop the runners, then close the backend they wrap."""
+        """Refuse new requests, finish the queued ones, stop the worker, then close the backend it wraps."""
         with self._cond:
             already, self._closed = self._closed, True
             self._cond.notify_all()
-        for thread in self._threads:
-            thread.join()
+        self._thread.join()
         if not already:
             self.backend.close()
 
@@ -218,14 +200,12 @@ class DynamicBatcher:
         """No one else can join: each caller has at most one request here, and all that could are in."""
         return self.callers is not None and requests >= self.callers()
 
-    def _release(self, requests: int) -> None:
-        """A run of `requests` is over (a lone caller's, or a runner's batch): a runner may take what queued
-        meanwhile. With nothing queued (and not closing) no runner has anything to do, so none is woken: waking
-        one for nothing cost two thread switches per model call, 4% of the server's samples at concurrency 1
-        (docs/PERFORMANCE.md)."""
+    def _release(self) -> None:
+        """A lone caller's run is over: the worker may take what queued meanwhile. With nothing queued (and not
+        closing) the worker has nothing to do, so it is not woken: waking it for nothing cost two thread
+        switches per model call, 4% of the server's samples at concurrency 1 (docs/PERFORMANCE.md)."""
         with self._cond:
             self._running -= 1
-            self._held -= requests
             if self._queue or self._closed:
                 self._cond.notify_all()
 
@@ -233,7 +213,7 @@ class DynamicBatcher:
         """The next batch: the oldest request, then the compatible ones queued after it (another canvas size
         waits for its own batch) until full, or out of time."""
         with self._cond:
-            while (not self._queue or self._running >= self.runners) and not (self._closed and not self._running):
+            while (not self._queue or self._running) and not (self._closed and not self._running):
                 self._cond.wait()
             if not self._queue:
                 return []
@@ -252,33 +232,23 @@ class DynamicBatcher:
                     rows += follower.rows
                     continue
                 remaining = deadline - time.monotonic()
-                # Each caller has at most one request in this batch, the queue or a running batch: with all of
-                # them in, none can join.
-                if remaining <= 0 or self._closed or \
-                        self._everyone_joined(len(batch) + len(self._queue) + self._held):
+                # Each caller has at most one request in the batch or the queue: with all of them in, none can join.
+                if remaining <= 0 or self._closed or self._everyone_joined(len(batch) + len(self._queue)):
                     break
                 self._cond.wait(remaining)
-            self._held += len(batch)
             self._report_depth()
             return batch
 
     def _work(self) -> None:
         while batch := self._take():
             self._run_batch(batch)
-            self._release(len(batch))
+            with self._cond:
+                self._running -= 1
             for request in batch:
                 request.done.set()
 
     def _run_batch(self, batch: list[_Request]) -> None:
-        """One inference for the batch, once a slot is free; each request gets its rows of the outputs or the
-        error."""
-        if self._slots is None:
-            self._run_in_slot(batch)
-            return
-        with self._slots:
-            self._run_in_slot(batch)
-
-    def _run_in_slot(self, batch: list[_Request]) -> None:
+        """One inference for the batch; each request gets its rows of the outputs or the error."""
         started = time.monotonic()
         if self._observer is not None:
             for request in batch:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from functools import cached_property
 from importlib import metadata
 from typing import Any, TypeVar
 
@@ -42,26 +40,9 @@ class BatchedPipeline(FacePipeline):
                           "callers": (lambda: self.compares_in_flight) if count_callers else None}
         super().__init__(config)
 
-    @cached_property
-    def inference_slots(self) -> int | None:
-        """On onnxruntime, the inferences that may run at once across every model: as many as the cores hold at
-        the models' threads each. The detector gets a runner per slot (engine/batcher.py): its canvases run one
-        an inference. The other models keep one runner, as their rows share an inference: runners for them too
-        only added hand-offs (docs/PERFORMANCE.md, "Sixth round: c=16"). None on a GPU backend: one runner per
-        model, unbounded across models, as the GPU's own queue orders them."""
-        if self.config.backend != "onnxruntime":
-            return None
-        return max(1, len(os.sched_getaffinity(0)) // self.threads)
-
-    @cached_property
-    def _slots(self) -> threading.Semaphore | None:
-        return None if self.inference_slots is None else threading.BoundedSemaphore(self.inference_slots)
-
     def _backend(self, spec: ModelSpec) -> Backend:
         role = self.manifest.pipeline.roles()[spec.name]
-        runners = (self.inference_slots or 1) if role == "detector" else 1
-        return DynamicBatcher(super()._backend(spec), name=role, max_batch=self.config.max_batch, runners=runners,
-                              slots=self._slots, **self._batching)
+        return DynamicBatcher(super()._backend(spec), name=role, max_batch=self.config.max_batch, **self._batching)
 
 
 def warm_up(pipeline: FacePipeline) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import Counter
@@ -283,10 +282,10 @@ def test_lone_callers_leave_the_worker_asleep(photos: list[np.ndarray]) -> None:
     try:
         batcher.infer({name: rows[0]})
         time.sleep(0.2)
-        before = _voluntary_switches(batcher._threads[0])
+        before = _voluntary_switches(batcher._thread)
         for _ in range(20):
             batcher.infer({name: rows[0]})
-        woken = _voluntary_switches(batcher._threads[0]) - before
+        woken = _voluntary_switches(batcher._thread) - before
     finally:
         batcher.close()
     assert woken < 5, woken
@@ -332,67 +331,3 @@ def test_two_calls_of_one_caller_run_at_once(photos: list[np.ndarray]) -> None:
     assert "batcher-landmarks" not in gated.threads
     np.testing.assert_allclose(second[next(iter(second))], backend.infer({name: rows[1]})[next(iter(second))],
                                rtol=1e-4, atol=1e-4)
-
-
-def test_a_second_runner_takes_a_request_at_once_while_the_first_inference_runs(photos: list[np.ndarray]) -> None:
-    """With two runners, a request queued while the model's first inference runs is run beside it, without
-    waiting for the running one's caller to join (it cannot), and gets its own rows."""
-    name, backend, rows = _model_inputs("landmarks", photos)
-    gated = GatedBackend(backend)
-    callers = [1]
-    batcher = DynamicBatcher(gated, name="landmarks", max_batch=32, max_wait_ms=600_000, callers=lambda: callers[0],
-                             runners=2)
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            first = pool.submit(batcher.infer, {name: rows[0]})
-            assert gated.entered.wait(60)
-            callers[0] = 2
-            second = pool.submit(batcher.infer, {name: rows[1]}).result(30)
-            gated.gate.set()
-            first.result(60)
-    finally:
-        batcher.close()
-    assert gated.threads[0] == "batcher-landmarks"
-    np.testing.assert_allclose(second[next(iter(second))], backend.infer({name: rows[1]})[next(iter(second))],
-                               rtol=1e-4, atol=1e-4)
-
-
-def test_shared_slots_bound_the_inferences_running_across_models(photos: list[np.ndarray]) -> None:
-    """One slot shared by two models' batchers: the second model's request waits for the first model's
-    inference to end, though its own runner is free; then both answer."""
-    name, backend, rows = _model_inputs("landmarks", photos)
-    gated, second_model = GatedBackend(backend), ThreadRecorder(backend)
-    slots = threading.BoundedSemaphore(1)
-    first_batcher = DynamicBatcher(gated, name="first", max_wait_ms=0, callers=lambda: 2, slots=slots)
-    second_batcher = DynamicBatcher(second_model, name="second", max_wait_ms=0, callers=lambda: 2, slots=slots)
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            first = pool.submit(first_batcher.infer, {name: rows[0]})
-            assert gated.entered.wait(60)
-            second = pool.submit(second_batcher.infer, {name: rows[1]})
-            time.sleep(0.3)
-            assert not second.done() and second_model.threads == []
-            gated.gate.set()
-            first.result(60)
-            second.result(60)
-    finally:
-        first_batcher.close()
-        second_batcher.close()
-    assert second_model.threads == ["batcher-second"]
-
-
-def test_the_service_pipeline_gives_the_detector_a_runner_per_core_and_one_shared_bound() -> None:
-    """On onnxruntime with one thread per model, the service's batchers share one bound of as many inferences
-    as cores; the detector, whose canvases run one an inference, may take every one of them."""
-    from service.runtime import BatchedPipeline
-
-    pipeline = BatchedPipeline(PipelineConfig(threads=1), max_wait_ms=1, queue_size=4)
-    try:
-        cores = len(os.sched_getaffinity(0))
-        batchers = list(pipeline.backends.values())
-        assert pipeline.inference_slots == cores
-        assert {batcher.name: batcher.runners for batcher in batchers if batcher.runners > 1} == \
-            ({"detector": cores} if cores > 1 else {})
-        assert len({id(batcher._slots) for batcher in batchers}) == 1
-    finally:
-        pipeline.close()
