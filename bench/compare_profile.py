@@ -7,7 +7,7 @@ Two pairs, each compared `--rounds` times after a warm-up: two 1920x1080 portrai
 a group photo (the pairs `bench.latency` sends). A compare works on three kinds of thread: the calling one,
 the photo pool's (the other photo's decode and detection while cores are idle) and the recognizer ensemble's
 (the second recognizer); ONNX Runtime and OpenCV may add threads of their own. Each thread's CPU comes from
-its own clock (`/proc/self/task`), so the other processes on a shared machine barely move it, and the Python
+the scheduler's count (`bench.counters`), so the other processes on a shared machine barely move it, and the Python
 threads are profiled each on its own clock. For each pair: the compare's CPU ms per thread (without the
 profiler, then with it), each model call by model, thread and input shape, and per kind of Python thread the
 share in ONNX Runtime's `run`, the decodes, each OpenCV call and the top functions by own time, per compare.
@@ -28,39 +28,22 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Executor
-from pathlib import Path
 
 import numpy as np
 
+from bench.counters import threads
 from bench.photos import full_hd_jpeg
 from engine.backends import Backend
 from engine.pipeline import FacePipeline, PipelineConfig
 from tests.assets import asset_path
 
 PAIRS = {"portrait": ("obama.jpg", "biden.jpg"), "group": ("obama.jpg", "sample1.jpg")}
-TASKS = Path("/proc/self/task")
 
 
 def pair_bytes(kind: str) -> tuple[bytes, bytes]:
     origin, target = PAIRS[kind]
     target_bytes = full_hd_jpeg(target) if kind == "portrait" else asset_path(target).read_bytes()
     return full_hd_jpeg(origin), target_bytes
-
-
-def thread_cpu() -> dict[tuple[int, str], float]:
-    """CPU seconds of every thread of this process, by (native id, name): each thread's own clock, read
-    from outside it (Linux's per-thread CPU clock id, as `pthread_getcpuclockid` makes it). The name is the
-    Python thread's, else the system's (a library's own threads)."""
-    python_names = {thread.native_id: thread.name for thread in threading.enumerate()}
-    times = {}
-    for task in TASKS.iterdir():
-        tid = int(task.name)
-        try:
-            name = python_names.get(tid) or (task / "comm").read_text().strip()
-            times[(tid, name)] = time.clock_gettime(((~tid) << 3) | 6)
-        except OSError:
-            continue  # the thread ended meanwhile
-    return times
 
 
 def thread_kind(name: str, caller: int, tid: int) -> str:
@@ -113,18 +96,20 @@ def cpu_by_thread(pipeline: FacePipeline, origin: bytes, target: bytes, rounds: 
     """Process CPU ms per compare and its split by kind of thread, over `rounds` compares (`compare`, or a
     plain one)."""
     caller = threading.get_native_id()
-    threads_before, process_started = thread_cpu(), time.process_time()
+    threads_before = {(thread.tid, thread.name): thread.cpu_ms for thread in threads()}
+    process_started = time.process_time()
     for _ in range(rounds):
         (compare or (lambda: pipeline.compare(origin, target)))()
     process_ms = (time.process_time() - process_started) * 1000 / rounds
     by_kind: dict[str, float] = defaultdict(float)
-    for key, seconds in thread_cpu().items():
-        by_kind[thread_kind(key[1], caller, key[0])] += (seconds - threads_before.get(key, 0.0)) * 1000 / rounds
+    for thread in threads():
+        ms = thread.cpu_ms - threads_before.get((thread.tid, thread.name), 0.0)
+        by_kind[thread_kind(thread.name, caller, thread.tid)] += ms / rounds
     return process_ms, by_kind
 
 
 def thread_table(title: str, process_ms: float, by_kind: dict[str, float]) -> str:
-    rows = [f"{title}: process CPU per compare {process_ms:.2f} ms; by thread (own clocks):"]
+    rows = [f"{title}: process CPU per compare {process_ms:.2f} ms; by thread (the scheduler's counts):"]
     rows += [f"  {kind:<52} {ms:7.2f} ms" for kind, ms in sorted(by_kind.items(), key=lambda item: -item[1])
              if ms >= 0.005]
     return "\n".join(rows) + "\n"

@@ -9,33 +9,58 @@ import resource
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 COUNTERS = ("ms", "cpu_ms", "minor_faults", "voluntary_switches", "involuntary_switches")
-SCHED_FIELDS = {"se.sum_exec_runtime": "cpu_ms", "nr_voluntary_switches": "switches"}  # the first in ms
+# The scheduler's fields of ThreadCounters.cpu_ms (in ms) and .switches.
+SCHED_FIELDS = ("se.sum_exec_runtime", "nr_voluntary_switches")
 
 
-def by_thread() -> dict[str, float]:
-    """Each thread's CPU ms and voluntary switches so far, from the scheduler, summed by the thread's Python
-    name less its number ("photo", "recognizer", "MainThread") or "native" (ONNX Runtime's and the BLAS
-    pools): `cpu_ms.NAME`, `switches.NAME`; empty off Linux. A thread that ends between two readings drops
-    out of them (the pipeline's pools live as long as it does)."""
-    names = {t.native_id: t.name.rstrip("0123456789").rstrip("_") for t in threading.enumerate()}
-    totals: dict[str, float] = {}
+@dataclass(frozen=True)
+class ThreadCounters:
+    """One thread's counters so far: `name` is the Python thread's, else the system's (a library's own thread,
+    `python` False); `cpu_ms` and `switches` (voluntary) are the scheduler's."""
+
+    tid: int
+    name: str
+    python: bool
+    cpu_ms: float
+    switches: float
+
+
+def threads() -> list[ThreadCounters]:
+    """Every thread of this process, from /proc/self/task/*/sched (empty off Linux); a thread that ends while
+    being read is left out."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    found = []
     try:
         tids = os.listdir("/proc/self/task")
     except OSError:
-        return totals
-    for tid in tids:
+        return found
+    for tid in map(int, tids):
         try:
             with open(f"/proc/self/task/{tid}/sched") as sched:
-                lines = [line.split(":", 1) for line in sched if ":" in line]
+                header = sched.readline()  # "comm (tid, #threads: n)"
+                pairs = (line.split(":", 1) for line in sched if ":" in line)
+                fields = {field.strip(): value for field, value in pairs}
         except OSError:
             continue
-        label = names.get(int(tid), "native")
-        for field, value in lines:
-            if field.strip() in SCHED_FIELDS:
-                key = f"{SCHED_FIELDS[field.strip()]}.{label}"
-                totals[key] = totals.get(key, 0.0) + float(value)
+        found.append(ThreadCounters(tid, names.get(tid, header.rsplit(" (", 1)[0]), tid in names,
+                                    *(float(fields[field]) for field in SCHED_FIELDS)))
+    return found
+
+
+def by_thread() -> dict[str, float]:
+    """Each thread's CPU ms and voluntary switches so far, summed by the thread's Python name less its number
+    ("photo", "recognizer", "MainThread") or "native" (ONNX Runtime's and the BLAS pools): `cpu_ms.NAME`,
+    `switches.NAME`. A thread that ends between two readings drops out of them (the pipeline's pools live as
+    long as it does)."""
+    totals: dict[str, float] = {}
+    for thread in threads():
+        label = thread.name.rstrip("0123456789").rstrip("_") if thread.python else "native"
+        for field in ("cpu_ms", "switches"):
+            key = f"{field}.{label}"
+            totals[key] = totals.get(key, 0.0) + getattr(thread, field)
     return totals
 
 
