@@ -17,9 +17,6 @@ MAX_IMAGE_BYTES = 5 * 1024 * 1024
 ALLOWED_FORMATS = {"JPEG": "jpeg", "PNG": "png", "BMP": "bmp"}
 # 16-bit greyscale (PNG): Pillow's convert("RGB") clips these samples at 255 instead of scaling them.
 WIDE_GREY_MODES = ("I", "I;16", "I;16B", "I;16L")
-# The DCT scales (in eighths) libjpeg-turbo has SIMD code for: the others cost more than the next of these
-# up, 5/8 to 7/8 more than the full decode (`python -m bench.decode_scales`, docs/PERFORMANCE.md).
-SIMD_EIGHTHS = (1, 2, 4, 8)
 
 
 @dataclass(frozen=True)
@@ -74,14 +71,11 @@ class DecodedImage:
         return self.file_long_side / self.long_side if self.file_long_side else 1.0
 
     def sharper(self, factor: float) -> DecodedImage:
-        """The same image decoded again at least `factor` times larger, at most at the file's own resolution;
-        itself when it already is at that resolution. libjpeg-turbo decodes at the cheapest DCT scale that is
-        large enough (`SIMD_EIGHTHS`: the full decode rather than 5/8), Pillow at 1/8, 1/4, 1/2 or whole."""
+        """The same image decoded again `factor` times larger (DCT scaling rounds up to n/8), at most at the
+        file's own resolution; itself when it already is at that resolution."""
         if self.source is None or self.limits is None or self.long_side >= self.file_long_side:
             return self
         long_side = min(self.file_long_side, math.ceil(self.long_side * factor))
-        if self.by_libjpeg:
-            long_side = _simd_scale_long_side(self.file_long_side, long_side)
         size = self._decoded_size(long_side)
         if size not in self._sharper:
             decoded = decode_image(self.source, replace(self.limits, decode_long_side=long_side))
@@ -181,14 +175,6 @@ def _minimum_size(width: int, height: int, long_side: int) -> tuple[int, int]:
     """The (width, height) a DCT-scaled decode must reach for `long_side`: the file's own size at most."""
     ratio = min(1.0, long_side / max(width, height))
     return math.ceil(width * ratio), math.ceil(height * ratio)
-
-
-def _simd_scale_long_side(file_long_side: int, long_side: int) -> int:
-    """The long side to ask libjpeg-turbo for, so it decodes at the smallest of `SIMD_EIGHTHS` that reaches
-    `long_side`. Rounded down: the minimum sizes `_minimum_size` derives from it then fit that scale and no
-    smaller one (a file over 16 px), whichever way each side's ceiling falls."""
-    eighths = next(n for n in SIMD_EIGHTHS if math.ceil(file_long_side * n / 8) >= long_side)
-    return file_long_side * eighths // 8
 
 
 def _draft_large_jpeg(image: Image.Image, long_side: int) -> None:
