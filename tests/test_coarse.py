@@ -13,9 +13,10 @@ import pytest
 from bench.coarse import small_face_scene
 from bench.latency import PORTRAITS
 from bench.photos import full_hd_jpeg, on_full_hd
-from engine.coarse import iou
+from engine.coarse import iou, refine
 from engine.decode import DecodeLimits, decode_image
 from engine.pipeline import ChosenFace, FacePipeline
+from engine.preprocess import resizable_region
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +89,44 @@ def test_a_non_match_left_to_the_fine_pass_reports_both_faces_quality(pipeline: 
         assert got.quality.size_px == want.quality.size_px
         assert abs(got.quality.brightness - want.quality.brightness) < 1.0
         assert abs(got.quality.pose.yaw - want.quality.pose.yaw) < 2.0
+
+
+@pytest.mark.parametrize("name", ["obama.jpg", "sample1.jpg", "sample4.jpg", "sample6.jpg"])
+def test_refine_windows_are_the_fine_canvas_pixels(pipeline: FacePipeline, photo, name: str) -> None:
+    """Every window on the largest step's grid against the fine canvas it stands for: the same pixels where its
+    region is whole image pixels (the 16:9 portrait), within a level elsewhere (sample1/4/6's letterbox is
+    rounded, so its two axes' scales differ: one scale for both put windows up to 111 levels off)."""
+    data = full_hd_jpeg(name) if name in PORTRAITS else photo(name)
+    pixels = pipeline.decode(data).pixels
+    detector = pipeline.detector
+    (request,) = detector.inputs([pixels], detector.canvas_size(pixels))
+    canvas = request.image().astype(np.int16)
+    step = max(detector.steps)
+    resized = 0
+    for y in range(0, canvas.shape[0] - 128 + 1, step):
+        for x in range(0, canvas.shape[1] - 128 + 1, step):
+            window = (x, y, min(x + 256, canvas.shape[1]), min(y + 256, canvas.shape[0]))
+            difference = np.abs(detector.window_canvas(pixels, window) - canvas[y:window[3], x:window[2]])
+            whole = resizable_region(pixels.shape, detector.spec.input.size, detector.max_upscale, window)
+            resized += whole is not None
+            assert difference.max() <= (0 if whole is not None else 1), window
+    assert resized > 0 if name in PORTRAITS else True
+
+
+@pytest.mark.parametrize("name", ["sample1.jpg", "sample4.jpg", "sample6.jpg", "obama.jpg"])
+def test_refine_boxes_a_face_about_as_the_fine_pass_does(pipeline: FacePipeline, photo, name: str) -> None:
+    """Each face the coarse pass finds large enough is boxed on its window about as the fine pass boxes it,
+    and closer than the coarse box is (the window's pixels are the canvas's, its edges are not: the network
+    sees black beyond them, so the boxes differ by a pixel or two, docs/PERFORMANCE.md)."""
+    data = full_hd_jpeg(name) if name in PORTRAITS else photo(name)
+    pixels = pipeline.decode(data).pixels
+    rule, detector = pipeline.config.coarse, pipeline.detector
+    (coarse,) = detector.detect([pixels], rule.canvas)
+    (fine,) = detector.detect([pixels])
+    refined = [(d, refine(detector, pixels, d, rule.context)) for d in coarse if rule.safe(detector, pixels, d)]
+    assert any(box is not None for _, box in refined)
+    for found, box in refined:
+        if box is not None:
+            same = max(fine, key=lambda d: iou(d, box))
+            assert iou(same, box) > 0.9
+            assert iou(same, box) >= iou(same, found)
