@@ -403,7 +403,9 @@ class FacePipeline:
                     return self._answer(origin, target, probe, best, threshold)
         origin_from_coarse = probe is not None
         if origin_from_coarse:
-            (target_found,) = self.detect([target], self._alone_detector(at_once))
+            (target_boxes_fine,) = self._alone_detector(at_once).detect([target.pixels], self.profile.canvas)
+            target_found = self._checked_again(target, target_boxes_fine, [face.detection for face in embedded],
+                                               rule.same_face_iou)
         else:
             origin_found, target_found = self._detect_both(origin, target, at_once)
             if not origin_found:
@@ -428,6 +430,21 @@ class FacePipeline:
         if rests_on_coarse and not rule.decided(best[1], threshold):
             return self._compare_fine(origin, target, threshold, at_once)
         return self._answer(origin, target, probe, best, threshold)
+
+    def _checked_again(self, image: DecodedImage, found: list[Detection], kept: list[Detection],
+                       same_face_iou: float) -> list[Detection]:
+        """`checked` of an image's fine boxes where the check already kept `kept` (the refined boxes of the same
+        faces, a pixel or two off): each kept face's fine box (the most overlapping, IoU >= `same_face_iou`)
+        stands without a second look, and with every kept face among them the classifier need not look again."""
+        confirmed = [False] * len(found)
+        for box in kept:
+            twin = max(range(len(found)), key=lambda i: iou(found[i], box), default=None)
+            if twin is None or iou(found[twin], box) < same_face_iou:
+                return self.checked([image], [found])[0]
+            confirmed[twin] = True
+        if not any(confirmed):
+            return self.checked([image], [found])[0]
+        return self.face_check.keep_beside(self.crop_source(image, found), found, confirmed)
 
     def _most_similar(self, probe: Face, candidates: list[Face]) -> tuple[Face, float]:
         """The candidate most similar to the probe and its calibrated similarity: what decides whether a coarse

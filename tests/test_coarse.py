@@ -130,3 +130,25 @@ def test_refine_boxes_a_face_about_as_the_fine_pass_does(pipeline: FacePipeline,
             same = max(fine, key=lambda d: iou(d, box))
             assert iou(same, box) > 0.9
             assert iou(same, box) >= iou(same, found)
+
+
+def target_photos(pipeline: FacePipeline, photo) -> list[bytes]:
+    """Targets of every kind: portraits, group photos, a 50 px face in a scene, a portrait's face in a scene."""
+    backdrop = decode_image(full_hd_jpeg("biden.jpg"), DecodeLimits(decode_long_side=1920)).pixels
+    return [*(full_hd_jpeg(name) for name in PORTRAITS), *(photo(f"sample{i}.jpg") for i in range(1, 7)),
+            small_face_scene(pipeline, "obama2.jpg"), small_face_scene(pipeline, "obama2.jpg", background=backdrop)]
+
+
+def test_faces_the_coarse_pass_checked_keep_the_check_s_verdict(pipeline: FacePipeline, photo) -> None:
+    """The fine pass's boxes of faces the check already kept (on their refined boxes) are not looked at again:
+    the same boxes stand as when the whole check runs on the fine boxes."""
+    rule = pipeline.config.coarse
+    skipped = 0
+    for data in target_photos(pipeline, photo):
+        image = pipeline.decode(data)
+        (coarse,) = pipeline.detector.detect([image.pixels], rule.canvas)
+        (kept,) = pipeline.checked([image], [rule.candidates(pipeline.detector, image.pixels, coarse)])
+        (fine,) = pipeline.detector.detect([image.pixels])
+        assert pipeline._checked_again(image, fine, kept, rule.same_face_iou) == pipeline.checked([image], [fine])[0]
+        skipped += bool(kept)
+    assert skipped >= 8
