@@ -357,6 +357,11 @@ class FacePipeline:
     def _compare_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float,
                       at_once: bool) -> CompareResult:
         origin_found, target_found = self._detect_both(origin, target, at_once)
+        return self._compare_found(origin, target, origin_found, target_found, threshold)
+
+    def _compare_found(self, origin: DecodedImage, target: DecodedImage, origin_found: list[Detection],
+                       target_found: list[Detection], threshold: float) -> CompareResult:
+        """`_compare_fine` once both photos' checked faces are found."""
         if not origin_found:
             return CompareResult(face=None, match=None, threshold=threshold)
         if not target_found:
@@ -428,7 +433,7 @@ class FacePipeline:
         best = self._most_similar(probe, [*fresh, *kept])
         rests_on_coarse = origin_from_coarse or best[0].detection in {face.detection for face in kept}
         if rests_on_coarse and not rule.decided(best[1], threshold):
-            return self._compare_fine(origin, target, threshold, at_once)
+            return self._compare_fine_again(origin, target, target_boxes_fine, threshold, at_once)
         return self._answer(origin, target, probe, best, threshold)
 
     def _checked_again(self, image: DecodedImage, found: list[Detection], kept: list[Detection],
@@ -445,6 +450,15 @@ class FacePipeline:
         if not any(confirmed):
             return self.checked([image], [found])[0]
         return self.face_check.keep_beside(self.crop_source(image, found), found, confirmed)
+
+    def _compare_fine_again(self, origin: DecodedImage, target: DecodedImage, target_boxes: list[Detection],
+                            threshold: float, at_once: bool) -> CompareResult:
+        """`_compare_fine`, the target's fine boxes (before the check) already found: an image's boxes do not
+        depend on the detector's session or the batch it ran in (tests/test_coarse.py), so only the origin's
+        fine pass and the target's whole check are left, side by side."""
+        origin_found, target_found = self._side_by_side(at_once, [
+            lambda: self.detect([origin])[0], lambda: self.checked([target], [target_boxes])[0]])
+        return self._compare_found(origin, target, origin_found, target_found, threshold)
 
     def _most_similar(self, probe: Face, candidates: list[Face]) -> tuple[Face, float]:
         """The candidate most similar to the probe and its calibrated similarity: what decides whether a coarse

@@ -152,3 +152,24 @@ def test_faces_the_coarse_pass_checked_keep_the_check_s_verdict(pipeline: FacePi
         assert pipeline._checked_again(image, fine, kept, rule.same_face_iou) == pipeline.checked([image], [fine])[0]
         skipped += bool(kept)
     assert skipped >= 8
+
+
+def test_a_target_s_boxes_do_not_depend_on_its_batch(pipeline: FacePipeline, photo) -> None:
+    """What lets a near-threshold answer reuse the target's fine boxes: the same boxes, checked, whether the
+    target is detected alone or batched with the origin (the detector's session: tests/test_photos_at_once.py)."""
+    targets = [pipeline.decode(data) for data in target_photos(pipeline, photo)]
+    origins = [pipeline.decode(full_hd_jpeg(name)) for name in ("obama.jpg", "biden.jpg")]
+    for target in targets:
+        alone = pipeline.detect([target])[0]
+        assert all(pipeline.detect([origin, target])[1] == alone for origin in origins)
+
+
+@pytest.mark.parametrize(("origin", "target"), [("obama.jpg", "obama2.jpg"), ("biden.jpg", "obama.jpg")])
+@pytest.mark.parametrize("offset", [-1.0, 1.0])
+def test_an_answer_near_the_threshold_is_the_fine_pipeline_s(pipeline: FacePipeline, fine: FacePipeline,
+                                                             origin: str, target: str, offset: float) -> None:
+    """A score within the margin of the threshold that rests on the coarse pass is taken again by the fine pass
+    alone (the target's fine boxes reused): the fine pipeline's very answer, to the last digit."""
+    a, b = full_hd_jpeg(origin), full_hd_jpeg(target)
+    threshold = fine.compare(a, b).match.similarity + offset
+    assert pipeline.compare(a, b, threshold) == fine.compare(a, b, threshold)
