@@ -92,7 +92,6 @@ class FaceCheck:
                                              for (pixels, _), boxes in zip(sources, again, strict=True)])
         return [[d for d, _ in boxes] if face else [] for boxes, face in zip(again, faces, strict=True)]
 
-
     def keep_beside(self, source: tuple[np.ndarray, list[Detection]], found: list[Detection],
                     confirmed: list[bool]) -> list[Detection]:
         """`keep` of one image's boxes where `confirmed` marks the faces this check already kept in this image,

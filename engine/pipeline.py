@@ -441,14 +441,14 @@ class FacePipeline:
         """`checked` of an image's fine boxes where the check already kept `kept` (the refined boxes of the same
         faces, a pixel or two off): each kept face's fine box (the most overlapping, IoU >= `same_face_iou`)
         stands without a second look, and with every kept face among them the classifier need not look again."""
+        if not kept:
+            return self.checked([image], [found])[0]
         confirmed = [False] * len(found)
         for box in kept:
             twin = max(range(len(found)), key=lambda i: iou(found[i], box), default=None)
             if twin is None or iou(found[twin], box) < same_face_iou:
-                return self.checked([image], [found])[0]
+                return self.checked([image], [found])[0]  # a kept face the fine pass does not box: check all
             confirmed[twin] = True
-        if not any(confirmed):
-            return self.checked([image], [found])[0]
         return self.face_check.keep_beside(self.crop_source(image, found), found, confirmed)
 
     def _compare_fine_again(self, origin: DecodedImage, target: DecodedImage, target_boxes: list[Detection],

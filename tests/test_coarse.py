@@ -110,7 +110,7 @@ def test_refine_windows_are_the_fine_canvas_pixels(pipeline: FacePipeline, photo
             whole = resizable_region(pixels.shape, detector.spec.input.size, detector.max_upscale, window)
             resized += whole is not None
             assert difference.max() <= (0 if whole is not None else 1), window
-    assert resized > 0 if name in PORTRAITS else True
+    assert resized > 0 or name not in PORTRAITS  # a 16:9 portrait's windows are resized
 
 
 @pytest.mark.parametrize("name", ["sample1.jpg", "sample4.jpg", "sample6.jpg", "obama.jpg"])
