@@ -41,8 +41,9 @@ def shared_cpu_arena() -> None:
 
 def session_options(threads: int, optimisation: str = "all", spin: bool = False,
                     zero_denormals: bool = True) -> ort.SessionOptions:
-    """Explicit threads, no spin-waiting and no per-shape memory plans: several models' pools, the compare
-    threads and other processes share a few cores, and a pool spinning for work only takes the cores from them.
+    """Explicit threads, no spin-waiting, no per-shape memory plans, one arena for all sessions
+    (`shared_cpu_arena`): several models' pools, the compare threads and other processes share a few cores,
+    and a pool spinning for work only takes the cores from them.
     `zero_denormals` sets DAZ/FTZ on the intra-op pool's threads (the caller's: `denormals_as_zero`)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = OPTIMISATION[optimisation]
