@@ -1,6 +1,6 @@
-"""Every ONNX Runtime session of the pipeline draws from the process's one CPU arena, extended by what each
-allocation asks for (engine/backends/onnxruntime.py, `shared_cpu_arena`): a session with an arena of its own
-would grow it by powers of two again and keep each step."""
+"""Every ONNX Runtime session of the pipeline draws from the process's one CPU arena (engine/backends/
+onnxruntime.py, `shared_cpu_arena`): a session with an arena of its own would keep its own peak again, and
+the models' peaks would add up."""
 
 from __future__ import annotations
 
