@@ -1,7 +1,7 @@
 """Coarse-to-fine detection against the fine pass alone: the same answers, and what it saves, in one run.
 
     python -m bench.coarse [--repeat 5] [--lfw-root DIR --pairs FILE (--train FILE | --threshold T)
-                           [--rows N] [--limit N]] [--json]
+                           [--rows N] [--limit N]] [--windows [--lfw-root DIR --limit N]] [--nonfaces] [--json]
 
 Time: the two pipelines (sharing their models) compare the same pairs alternately, in wall and CPU ms per
 compare: 1920x1080 portraits against each other, a portrait against each group photo, and a portrait
@@ -13,12 +13,22 @@ the largest similarity difference. `--rows N` places each LFW photo, scaled to N
 canvas first: LFW's own 150x150 photos fit the coarse canvas whole (both passes see the same pixels),
 and at 1080 rows the faces are so large that their windows cost more than the fine pass (which then runs);
 about 450 rows gives faces of 150-200 px in the Full HD frame, as a kiosk camera sees them.
+Windows (`--windows`): every face the coarse pass finds and `refine` boxes again on its window, against the
+fine pass's box of that face (the most overlapping), in the test photos, the Full HD portraits and
+`bench.small_faces`' scenes (a face pasted into a Full HD scene at `WINDOW_FACES` px, large enough for the
+coarse pass; with `--lfw-root`, the photos of its first `--limit` genuine DevTest pairs as well): how many
+are boxed exactly as the fine pass boxes them, the lowest IoU and the largest corner difference in pixels.
+Non-faces (`--nonfaces`): a Full HD portrait against each photo of the non-face set (bench/nonface_set.py),
+both ways round, by the shipped pipeline: how many answers report a face in the non-face photo, and a
+digest of every answer (sha256 of their JSON) to tell whether a change moved any.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import hashlib
 import itertools
 import json
 import statistics
@@ -32,11 +42,13 @@ from PIL import Image
 from bench.accuracy import best_threshold, pair_cosines, photos_of, read_pairs
 from bench.embeddings import EmbeddedSet
 from bench.latency import GROUPS, PORTRAITS
+from bench.nonface_set import nonface_photos
 from bench.photos import full_hd_jpeg, on_full_hd
-from engine.coarse import iou
+from bench.small_faces import background, pair_bytes, scene_with_face
+from engine.coarse import iou, refine
 from engine.decode import DecodedImage, decode_image
 from engine.pipeline import ChosenFace, CompareResult, FacePipeline, PipelineConfig
-from tests.assets import asset_path
+from tests.assets import asset_path, fetch_all
 
 
 def small_face_scene(pipeline: FacePipeline, name: str, side: int = 50, background: np.ndarray | None = None) -> bytes:
@@ -142,6 +154,67 @@ def accuracy(pipelines: dict[str, FacePipeline], root: Path, test_file: Path, tr
             "cpu_ms_per_compare": {n: round(s * 1000 / max(len(test.a), 1), 2) for n, s in seconds.items()}}
 
 
+WINDOW_FACES = (120, 160, 240, 400)
+
+
+def window_photos(pipeline: FacePipeline, lfw_root: Path | None, limit: int | None) -> dict[str, list[bytes]]:
+    """The photos `windows` measures, by set."""
+    pairs = pair_bytes(lfw_root / "images" if lfw_root else None, lfw_root / "pairsDevTest.tsv" if lfw_root else None,
+                       limit)
+    faces = [photo for _, a, b in pairs for photo in (a, b)]
+    scene, rng = background(), np.random.default_rng(1)
+    return {
+        "test photos": [path.read_bytes() for path in sorted(fetch_all(), key=lambda p: p.name)
+                        if path.suffix.lower() in (".jpg", ".jpeg", ".png")],
+        "Full HD portraits": [full_hd_jpeg(name) for name in PORTRAITS],
+        **{f"scenes, {side} px faces": [pasted for pasted in (scene_with_face(pipeline, photo, side, scene, rng)
+                                                               for photo in faces) if pasted is not None]
+           for side in WINDOW_FACES},
+    }
+
+
+def windows(pipeline: FacePipeline, photos: dict[str, list[bytes]]) -> dict:
+    """How close `refine`'s boxes are to the fine pass's, per set of photos."""
+    rule = pipeline.config.coarse
+    report = {}
+    for name, datas in photos.items():
+        ious, corners = [], []
+        for data in datas:
+            pixels = pipeline.decode(data).pixels
+            (coarse,) = pipeline.detector.detect([pixels], rule.canvas)
+            (fine,) = pipeline.detector.detect([pixels])
+            for found in coarse:
+                box = refine(pipeline.detector, pixels, found, rule.context) if rule.safe(
+                    pipeline.detector, pixels, found) else None
+                if box is None or not fine:
+                    continue
+                same = max(fine, key=lambda d: iou(d, box))
+                ious.append(iou(same, box))
+                corners.append(max(abs(a - b) for a, b in zip((box.x1, box.y1, box.x2, box.y2),
+                                                              (same.x1, same.y1, same.x2, same.y2), strict=True)))
+        report[name] = {"photos": len(datas), "refined": len(ious),
+                        "exact": sum(c < 1e-3 for c in corners),
+                        "lowest_iou": round(min(ious, default=1.0), 5),
+                        "largest_corner_px": round(max(corners, default=0.0), 4),
+                        "mean_corner_px": round(float(np.mean(corners)) if corners else 0.0, 4)}
+    return report
+
+
+def nonfaces(pipeline: FacePipeline) -> dict:
+    portrait = full_hd_jpeg("obama.jpg")
+    photos = nonface_photos()
+    digest = hashlib.sha256()
+    as_target = as_origin = 0
+    for photo in photos:
+        target = pipeline.compare(portrait, photo.data)
+        origin = pipeline.compare(photo.data, portrait)
+        as_target += target.match is not None
+        as_origin += origin.face is not None
+        digest.update(json.dumps([dataclasses.asdict(target), dataclasses.asdict(origin)]).encode())
+    return {"photos": len(photos), "face_in_target": as_target, "face_in_origin": as_origin,
+            "answers_sha256": digest.hexdigest()}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
@@ -151,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, help="the API's threshold (0-100) instead of --train's")
     parser.add_argument("--rows", type=int, help="each LFW photo scaled to this many rows on a 1920x1080 canvas")
     parser.add_argument("--limit", type=int, help="test pairs at most")
+    parser.add_argument("--windows", action="store_true", help="refine's boxes against the fine pass's")
+    parser.add_argument("--nonfaces", action="store_true", help="a portrait against the non-face set")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     coarse = FacePipeline(PipelineConfig())
@@ -160,6 +235,10 @@ def main(argv: list[str] | None = None) -> None:
     result: dict = {"rule": str(coarse.config.coarse)}
     if args.repeat:
         result["timing"] = timing(pipelines, args.repeat)
+    if args.nonfaces:
+        result["nonfaces"] = nonfaces(coarse)
+    if args.windows:
+        result["windows"] = windows(coarse, window_photos(coarse, args.lfw_root, args.limit))
     if args.lfw_root and args.pairs and (args.train or args.threshold is not None):
         result["lfw"] = accuracy(pipelines, args.lfw_root, args.pairs, args.train, args.threshold, args.rows,
                                  args.limit)

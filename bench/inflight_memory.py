@@ -8,11 +8,18 @@ bench.latency's pairs (Full HD portraits, every 4th target a group photo) back t
 reports the RSS after the warm-up and the peak (VmHWM) under the load, and the CPU per compare. Why: the
 photo-mix soak's peak RSS decides how many compare workers fit under 600 MB, and the soak cannot say what
 part of it the compares in flight hold (docs/PERFORMANCE.md, "Sixth round: c=16").
+
+Where glibc's malloc is the C library, it also reports glibc's own account (mallinfo2) when the RSS was
+highest, sampled every 10 ms: `mapped` (blocks malloc mapped on their own: ONNX Runtime's arena extends in
+such blocks), `heap_in_use` and `heap_free` (what the heaps hold in use and keep freed). Where the peak is
+heap kept free, the allocator keeps it; where it is mapped, the arena does (docs/PERFORMANCE.md, "Seventh
+round: memory").
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import subprocess
@@ -22,8 +29,44 @@ import time
 
 from tests.memory import rss_mib
 
+MIB = 1 << 20
 
-def level(compares: int, seconds: float) -> dict[str, float | int]:
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def malloc_state() -> dict[str, float] | None:
+    """glibc's account of the process's malloc, in MiB; None where the C library has no mallinfo2 (glibc < 2.33,
+    musl)."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _Mallinfo2
+    info = mallinfo2()
+    return {"mapped_mib": round(info.hblkhd / MIB, 1), "heap_in_use_mib": round(info.uordblks / MIB, 1),
+            "heap_free_mib": round(info.fordblks / MIB, 1)}
+
+
+class PeakSampler(threading.Thread):
+    """The malloc state when this process's RSS was highest."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_rss = 0.0
+        self.at_peak: dict[str, float] | None = None
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.01):
+            rss = rss_mib()
+            if rss > self.peak_rss:
+                self.peak_rss, self.at_peak = rss, malloc_state()
+
+
+def level(compares: int, seconds: float) -> dict[str, float | int | dict[str, float] | None]:
     """One level in this process: load, warm up, then `compares` threads for `seconds`."""
     from bench.latency import make_pairs, peak_rss_mb
     from service.config import ServiceConfig
@@ -37,6 +80,9 @@ def level(compares: int, seconds: float) -> dict[str, float | int]:
                                queue_size=config.queue_size, count_callers=True)
     warm_up(pipeline)
     warm = rss_mib()
+    warm_malloc = malloc_state()
+    sampler = PeakSampler()
+    sampler.start()
     deadline = time.monotonic() + seconds
     done = [0] * compares
 
@@ -55,10 +101,13 @@ def level(compares: int, seconds: float) -> dict[str, float | int]:
     for thread in threads:
         thread.join()
     cpu_ms = (time.process_time() - cpu) * 1000
+    sampler.done.set()
+    sampler.join()
     pipeline.close()
     return {"compares_in_flight": compares, "rss_after_warm_up_mib": round(warm, 1),
             "peak_rss_mib": peak_rss_mb(os.getpid()), "compares": sum(done),
-            "cpu_ms_per_compare": round(cpu_ms / max(1, sum(done)), 1)}
+            "cpu_ms_per_compare": round(cpu_ms / max(1, sum(done)), 1),
+            "malloc_after_warm_up": warm_malloc, "malloc_at_peak_rss": sampler.at_peak}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     for result in results:
         print(f"{result['compares_in_flight']} in flight: RSS after warm-up {result['rss_after_warm_up_mib']} MiB,"
               f" peak {result['peak_rss_mib']} MiB, {result['compares']} compares,"
-              f" {result['cpu_ms_per_compare']} CPU ms each")
+              f" {result['cpu_ms_per_compare']} CPU ms each; malloc at the peak {result['malloc_at_peak_rss']}")
 
 
 if __name__ == "__main__":

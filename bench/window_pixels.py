@@ -3,14 +3,13 @@ what a window costs.
 
     python -m bench.window_pixels [--repeat 200]
 
-`refine` (engine/coarse.py) boxes a coarse face again on a window of the fine canvas (`detect_window`), warped
-from the decoded image with one scale for both axes. The fine canvas is a resize to whole pixels, so where the
-letterboxed size is rounded (a 3:2 photo: 960x640 onto 640x427) its two axes' scales differ from that one
-scale. For each photo of `bench.latency`'s mix: the fine canvas's scale per axis, the largest and the mean
-difference between every 256x256 window on the largest step's grid and the same region of the fine canvas,
-the largest difference of the same windows warped with the canvas's own per-axis scales (a what-if), and the
-CPU ms of one such window by the warp, against `cv2.resize` of the image's region where that region is whole
-pixels (a what-if: the same pixels as the fine canvas's, the cost a resize-made window would have).
+`refine` (engine/coarse.py) boxes a coarse face again on a window of the fine canvas (`detect_window`), made
+from the decoded image by `letterbox_window` (engine/preprocess.py): `cv2.resize` of the window's region where
+that region lies on whole pixels, else a warp with the fine canvas's own per-axis scales. For each photo of
+`bench.latency`'s mix: the fine canvas's scale per axis, every 256x256 window on the largest step's grid, how
+many of them are made by resize, the largest and the mean difference between the windows and the same region
+of the fine canvas, the largest difference of the same windows all warped (`by_resize=False`), and the CPU ms
+of the photo's first window as made against the warp of it.
 """
 
 from __future__ import annotations
@@ -20,13 +19,13 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-import cv2
 import numpy as np
 
 from bench.latency import GROUPS, PORTRAITS
 from bench.photos import full_hd_jpeg
 from engine.detector import UltraFaceDetector
 from engine.pipeline import FacePipeline
+from engine.preprocess import letterbox_geometry, letterbox_window, resizable_region
 from tests.assets import asset_path
 
 WINDOW = 256
@@ -40,38 +39,28 @@ def cpu_ms(work: Callable[[], object], repeat: int) -> float:
     return (time.thread_time() - started) * 1000 / repeat
 
 
-def per_axis_window(image: np.ndarray, window: tuple[int, int, int, int], x_scale: float,
-                    y_scale: float) -> np.ndarray:
-    """The window warped with the fine canvas's own image pixels per canvas pixel on each axis."""
-    x1, y1, x2, y2 = window
-    to_image = np.array([[x_scale, 0, (x1 + 0.5) * x_scale - 0.5], [0, y_scale, (y1 + 0.5) * y_scale - 0.5]])
-    return cv2.warpAffine(image, to_image, (x2 - x1, y2 - y1), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
 def photo_row(detector: UltraFaceDetector, name: str, image: np.ndarray, repeat: int) -> str:
     (request,) = detector.inputs([image], detector.canvas_size(image))
     canvas = request.image()
-    scale = detector.scale(image)
+    fit, max_upscale = detector.spec.input.size, detector.max_upscale
+    _, fitted_w, fitted_h = letterbox_geometry(image.shape, fit, max_upscale)
     height, width = image.shape[:2]
-    fitted_w, fitted_h = round(width * scale), round(height * scale)
     step = max(detector.steps)
     windows = [(x, y, x + WINDOW, y + WINDOW) for y in range(0, canvas.shape[0] - WINDOW + 1, step)
                for x in range(0, canvas.shape[1] - WINDOW + 1, step)]
-    diffs = [np.abs(detector.window_canvas(image, w).astype(np.int16) - canvas[w[1]:w[3], w[0]:w[2]])
-             for w in windows]
-    per_axis = max(int(np.abs(per_axis_window(image, w, width / fitted_w, height / fitted_h).astype(np.int16)
-                              - canvas[w[1]:w[3], w[0]:w[2]]).max()) for w in windows)
-    warp = cpu_ms(partial(detector.window_canvas, image, windows[0]), repeat)
-    region = [v / scale for v in windows[0]]
-    resize = float("nan")
-    if all(abs(v - round(v)) < 1e-9 for v in region):
-        x1, y1, x2, y2 = (round(v) for v in region)
-        resize = cpu_ms(partial(cv2.resize, image[y1:y2, x1:x2], (WINDOW, WINDOW), interpolation=cv2.INTER_LINEAR),
-                        repeat)
+
+    def difference(window: tuple[int, int, int, int], by_resize: bool) -> np.ndarray:
+        made = letterbox_window(image, fit, max_upscale, window, by_resize=by_resize)
+        return np.abs(made.astype(np.int16) - canvas[window[1]:window[3], window[0]:window[2]])
+
+    diffs = [difference(w, True) for w in windows]
+    warped = max(int(difference(w, False).max()) for w in windows)
+    by_resize = sum(resizable_region(image.shape, fit, max_upscale, w) is not None for w in windows)
+    made = cpu_ms(partial(detector.window_canvas, image, windows[0]), repeat)
+    warp = cpu_ms(partial(letterbox_window, image, fit, max_upscale, windows[0], by_resize=False), repeat)
     return (f"{name:<14} {width:>4}x{height:<4} {fitted_w:>4}x{fitted_h:<4} {width / fitted_w:8.5f} "
-            f"{height / fitted_h:8.5f} {len(windows):7d} {max(int(d.max()) for d in diffs):8d} "
-            f"{np.mean([d.mean() for d in diffs]):9.3f} {per_axis:8d} {warp:8.3f} {resize:9.3f}")
+            f"{height / fitted_h:8.5f} {len(windows):7d} {by_resize:9d} {max(int(d.max()) for d in diffs):8d} "
+            f"{np.mean([d.mean() for d in diffs]):9.3f} {warped:8d} {made:9.3f} {warp:8.3f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     photos = {**{name: full_hd_jpeg(name) for name in PORTRAITS},
               **{name: asset_path(name).read_bytes() for name in GROUPS}}
     print(f"{'photo':<14} {'decoded':>9} {'canvas':>9} {'x scale':>8} {'y scale':>8} {'windows':>7} "
-          f"{'max diff':>8} {'mean diff':>9} {'per-axis':>8} {'warp ms':>8} {'resize ms':>9}")
+          f"{'by resize':>9} {'max diff':>8} {'mean diff':>9} {'warped':>8} {'window ms':>9} {'warp ms':>8}")
     try:
         for name, data in photos.items():
             print(photo_row(pipeline.detector, name, pipeline.decode(data).pixels, args.repeat))

@@ -17,8 +17,8 @@ compare's two photos worked on at once); ONNX Runtime's sessions run concurrent 
 
 Why a cap in bytes, on onnxruntime only (`engine.backends.limits`): on a CPU a batch gains nothing past a
 few rows (the recognizer takes 3.0 ms a crop alone, 3.9 ms a crop in a batch of 32), while the memory of one
-inference grows with it and the session's arena keeps its peak: 20 MB per 640x480 detector canvas, 6.4 MB
-per aligned crop. 2 MB of input is one canvas or 13 crops (docs/PERFORMANCE.md).
+inference grows with it and the arena keeps its peak: 20 MB per 640x480 detector canvas, 6.4 MB per aligned
+crop. 1 MiB of input is one canvas or 6 crops (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.backends import Backend
 from engine.faces import Detection
-from engine.preprocess import Letterbox, letterbox_geometry, to_blob
+from engine.preprocess import Letterbox, letterbox_geometry, letterbox_window, to_blob
 from models.manifest import ModelSpec
 
 CANVAS_STEP = 16
@@ -117,13 +117,8 @@ class UltraFaceDetector:
                 for d in found]
 
     def window_canvas(self, image: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
-        """The uint8 pixels of a window of the fine canvas (`detect_window`), warped from the image."""
-        scale = self.scale(image)
-        x1, y1, x2, y2 = window
-        # Canvas pixel (i, j) samples the image at ((i + 0.5) / scale - 0.5, ...), as the full canvas's resize.
-        to_image = np.array([[1 / scale, 0, (x1 + 0.5) / scale - 0.5], [0, 1 / scale, (y1 + 0.5) / scale - 0.5]])
-        return cv2.warpAffine(image, to_image, (x2 - x1, y2 - y1), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        """The uint8 pixels of a window of the fine canvas (`detect_window`), made from the image alone."""
+        return letterbox_window(image, self.spec.input.size, self.max_upscale, window)
 
     def canvas_size(self, image: np.ndarray, largest: tuple[int, int] | None = None) -> tuple[int, int]:
         """The smallest (width, height) in steps of `CANVAS_STEP` holding the image letterboxed into `largest`

@@ -92,6 +92,18 @@ class FaceCheck:
                                              for (pixels, _), boxes in zip(sources, again, strict=True)])
         return [[d for d, _ in boxes] if face else [] for boxes, face in zip(again, faces, strict=True)]
 
+    def keep_beside(self, source: tuple[np.ndarray, list[Detection]], found: list[Detection],
+                    confirmed: list[bool]) -> list[Detection]:
+        """`keep` of one image's boxes where `confirmed` marks the faces this check already kept in this image,
+        on boxes a pixel or two off these (coarse-to-fine's refined boxes), every face it kept there among them:
+        those stand, the others get the second look, and the classifier need not look again (it took one of the
+        kept faces for a face, which is all a photo needs)."""
+        pixels, in_pixels = source
+        rest = [i for i, known in enumerate(confirmed) if not known]
+        looks = self.second_look([pixels], [[in_pixels[i] for i in rest]])[0] if rest else []
+        passed = {i for i, score in zip(rest, looks, strict=True) if score > 0}
+        return [d for i, d in enumerate(found) if confirmed[i] or i in passed]
+
 
 def _regroup(values: list[float], found: list[list[Detection]]) -> list[list[float]]:
     """A flat list of one value per box, back into one list per image."""

@@ -357,6 +357,11 @@ class FacePipeline:
     def _compare_fine(self, origin: DecodedImage, target: DecodedImage, threshold: float,
                       at_once: bool) -> CompareResult:
         origin_found, target_found = self._detect_both(origin, target, at_once)
+        return self._compare_found(origin, target, origin_found, target_found, threshold)
+
+    def _compare_found(self, origin: DecodedImage, target: DecodedImage, origin_found: list[Detection],
+                       target_found: list[Detection], threshold: float) -> CompareResult:
+        """`_compare_fine` once both photos' checked faces are found."""
         if not origin_found:
             return CompareResult(face=None, match=None, threshold=threshold)
         if not target_found:
@@ -403,7 +408,9 @@ class FacePipeline:
                     return self._answer(origin, target, probe, best, threshold)
         origin_from_coarse = probe is not None
         if origin_from_coarse:
-            (target_found,) = self.detect([target], self._alone_detector(at_once))
+            (target_boxes_fine,) = self._alone_detector(at_once).detect([target.pixels], self.profile.canvas)
+            target_found = self._checked_again(target, target_boxes_fine, [face.detection for face in embedded],
+                                               rule.same_face_iou)
         else:
             origin_found, target_found = self._detect_both(origin, target, at_once)
             if not origin_found:
@@ -426,8 +433,32 @@ class FacePipeline:
         best = self._most_similar(probe, [*fresh, *kept])
         rests_on_coarse = origin_from_coarse or best[0].detection in {face.detection for face in kept}
         if rests_on_coarse and not rule.decided(best[1], threshold):
-            return self._compare_fine(origin, target, threshold, at_once)
+            return self._compare_fine_again(origin, target, target_boxes_fine, threshold, at_once)
         return self._answer(origin, target, probe, best, threshold)
+
+    def _checked_again(self, image: DecodedImage, found: list[Detection], kept: list[Detection],
+                       same_face_iou: float) -> list[Detection]:
+        """`checked` of an image's fine boxes where the check already kept `kept` (the refined boxes of the same
+        faces, a pixel or two off): each kept face's fine box (the most overlapping, IoU >= `same_face_iou`)
+        stands without a second look, and with every kept face among them the classifier need not look again."""
+        if not kept:
+            return self.checked([image], [found])[0]
+        confirmed = [False] * len(found)
+        for box in kept:
+            twin = max(range(len(found)), key=lambda i: iou(found[i], box), default=None)
+            if twin is None or iou(found[twin], box) < same_face_iou:
+                return self.checked([image], [found])[0]  # a kept face the fine pass does not box: check all
+            confirmed[twin] = True
+        return self.face_check.keep_beside(self.crop_source(image, found), found, confirmed)
+
+    def _compare_fine_again(self, origin: DecodedImage, target: DecodedImage, target_boxes: list[Detection],
+                            threshold: float, at_once: bool) -> CompareResult:
+        """`_compare_fine`, the target's fine boxes (before the check) already found: an image's boxes do not
+        depend on the detector's session or the batch it ran in (tests/test_coarse.py), so only the origin's
+        fine pass and the target's whole check are left, side by side."""
+        origin_found, target_found = self._side_by_side(at_once, [
+            lambda: self.detect([origin])[0], lambda: self.checked([target], [target_boxes])[0]])
+        return self._compare_found(origin, target, origin_found, target_found, threshold)
 
     def _most_similar(self, probe: Face, candidates: list[Face]) -> tuple[Face, float]:
         """The candidate most similar to the probe and its calibrated similarity: what decides whether a coarse

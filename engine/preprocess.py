@@ -45,6 +45,58 @@ def letterbox(pixels: np.ndarray, size: tuple[int, int], max_upscale: float,
     return canvas, scale
 
 
+def _window_inside(shape: tuple[int, ...], size: tuple[int, int], max_upscale: float,
+                   window: tuple[int, int, int, int]) -> tuple[tuple[float, float], tuple[int, int]]:
+    """The letterbox's image pixels per canvas pixel on each axis (the resize is to whole pixels, so the axes
+    differ: a 960x640 image onto 640x427 gives 1.5 and 1.49883), and the (width, height) of the window's part
+    that holds the resized image (the rest of the canvas is black)."""
+    _, resized_w, resized_h = letterbox_geometry(shape, size, max_upscale)
+    x1, y1, x2, y2 = window
+    return ((shape[1] / resized_w, shape[0] / resized_h),
+            (max(0, min(x2, resized_w) - x1), max(0, min(y2, resized_h) - y1)))
+
+
+def resizable_region(shape: tuple[int, ...], size: tuple[int, int], max_upscale: float,
+                     window: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    """The image region (x1, y1, x2, y2) whose `cv2.resize` gives the image part of the letterbox canvas's
+    `window` exactly (it samples the very same positions), or None where there is none: the region is not on
+    whole pixels, or the scale enlarges (a resize of a region would then clamp at its edges, not the image's)."""
+    (x_scale, y_scale), (inside_w, inside_h) = _window_inside(shape, size, max_upscale, window)
+    region = (window[0] * x_scale, window[1] * y_scale, (window[0] + inside_w) * x_scale,
+              (window[1] + inside_h) * y_scale)
+    if x_scale < 1 or y_scale < 1 or not all(abs(v - round(v)) < 1e-9 for v in region):
+        return None
+    left, top, right, bottom = (round(v) for v in region)
+    return left, top, right, bottom
+
+
+def letterbox_window(pixels: np.ndarray, size: tuple[int, int], max_upscale: float,
+                     window: tuple[int, int, int, int], *, by_resize: bool = True) -> np.ndarray:
+    """The pixels of `window` (x1, y1, x2, y2) of the canvas `letterbox` makes, from the image alone, for a
+    scale that interpolates bilinearly (not `shrinks_by_area`).
+
+    Canvas pixel (i, j) samples the image at ((i + 0.5) * x scale - 0.5, ...) with each axis's own scale,
+    clamped at the image's edges. Where there is a `resizable_region` it is resized (the canvas's very
+    pixels, for a third of a warp's cost); elsewhere, or without `by_resize`, warped with the same per-axis
+    scales (within a level of the canvas: a warp places its samples to 1/32 px).
+    """
+    (x_scale, y_scale), (inside_w, inside_h) = _window_inside(pixels.shape, size, max_upscale, window)
+    x1, y1, x2, y2 = window
+    window_pixels = np.zeros((y2 - y1, x2 - x1, *pixels.shape[2:]), dtype=np.uint8)
+    if inside_w == 0 or inside_h == 0:
+        return window_pixels
+    region = resizable_region(pixels.shape, size, max_upscale, window) if by_resize else None
+    if region is not None:
+        left, top, right, bottom = region
+        inside = cv2.resize(pixels[top:bottom, left:right], (inside_w, inside_h), interpolation=cv2.INTER_LINEAR)
+    else:
+        to_image = np.array([[x_scale, 0, (x1 + 0.5) * x_scale - 0.5], [0, y_scale, (y1 + 0.5) * y_scale - 0.5]])
+        inside = cv2.warpAffine(pixels, to_image, (inside_w, inside_h),
+                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    window_pixels[:inside_h, :inside_w] = inside.reshape(inside_h, inside_w, *pixels.shape[2:])
+    return window_pixels
+
+
 def to_blob(images: list[np.ndarray], spec: InputSpec, size: tuple[int, int] | None = None) -> np.ndarray:
     """NCHW float32 batch at the model's size (or `size`): (x - mean) * scale, RGB, BGR or grey as the model
     declares; inputs are RGB or grey."""

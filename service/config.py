@@ -45,7 +45,7 @@ class ServiceConfig:
     max_batch: int = 32
     max_wait_ms: float = 2.0
     queue_size: int = 64
-    workers: int = 4
+    workers: int = 6
     max_body_bytes: int = 16 * 1024 * 1024
     # A connection idle this long (before its first request, between requests, or trickling its headers)
     # is closed; a compare's body must arrive whole within `body_timeout` (else 408 / 1003).

@@ -13,9 +13,10 @@ import pytest
 from bench.coarse import small_face_scene
 from bench.latency import PORTRAITS
 from bench.photos import full_hd_jpeg, on_full_hd
-from engine.coarse import iou
+from engine.coarse import iou, refine
 from engine.decode import DecodeLimits, decode_image
 from engine.pipeline import ChosenFace, FacePipeline
+from engine.preprocess import resizable_region
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +89,87 @@ def test_a_non_match_left_to_the_fine_pass_reports_both_faces_quality(pipeline: 
         assert got.quality.size_px == want.quality.size_px
         assert abs(got.quality.brightness - want.quality.brightness) < 1.0
         assert abs(got.quality.pose.yaw - want.quality.pose.yaw) < 2.0
+
+
+@pytest.mark.parametrize("name", ["obama.jpg", "sample1.jpg", "sample4.jpg", "sample6.jpg"])
+def test_refine_windows_are_the_fine_canvas_pixels(pipeline: FacePipeline, photo, name: str) -> None:
+    """Every window on the largest step's grid against the fine canvas it stands for: the same pixels where its
+    region is whole image pixels (the 16:9 portrait), within a level elsewhere (sample1/4/6's letterbox is
+    rounded, so its two axes' scales differ: one scale for both put windows up to 111 levels off)."""
+    data = full_hd_jpeg(name) if name in PORTRAITS else photo(name)
+    pixels = pipeline.decode(data).pixels
+    detector = pipeline.detector
+    (request,) = detector.inputs([pixels], detector.canvas_size(pixels))
+    canvas = request.image().astype(np.int16)
+    step = max(detector.steps)
+    resized = 0
+    for y in range(0, canvas.shape[0] - 128 + 1, step):
+        for x in range(0, canvas.shape[1] - 128 + 1, step):
+            window = (x, y, min(x + 256, canvas.shape[1]), min(y + 256, canvas.shape[0]))
+            difference = np.abs(detector.window_canvas(pixels, window) - canvas[y:window[3], x:window[2]])
+            whole = resizable_region(pixels.shape, detector.spec.input.size, detector.max_upscale, window)
+            resized += whole is not None
+            assert difference.max() <= (0 if whole is not None else 1), window
+    assert resized > 0 or name not in PORTRAITS  # a 16:9 portrait's windows are resized
+
+
+@pytest.mark.parametrize("name", ["sample1.jpg", "sample4.jpg", "sample6.jpg", "obama.jpg"])
+def test_refine_boxes_a_face_about_as_the_fine_pass_does(pipeline: FacePipeline, photo, name: str) -> None:
+    """Each face the coarse pass finds large enough is boxed on its window about as the fine pass boxes it,
+    and closer than the coarse box is (the window's pixels are the canvas's, its edges are not: the network
+    sees black beyond them, so the boxes differ by a pixel or two, docs/PERFORMANCE.md)."""
+    data = full_hd_jpeg(name) if name in PORTRAITS else photo(name)
+    pixels = pipeline.decode(data).pixels
+    rule, detector = pipeline.config.coarse, pipeline.detector
+    (coarse,) = detector.detect([pixels], rule.canvas)
+    (fine,) = detector.detect([pixels])
+    refined = [(d, refine(detector, pixels, d, rule.context)) for d in coarse if rule.safe(detector, pixels, d)]
+    assert any(box is not None for _, box in refined)
+    for found, box in refined:
+        if box is not None:
+            same = max(fine, key=lambda d: iou(d, box))
+            assert iou(same, box) > 0.9
+            assert iou(same, box) >= iou(same, found)
+
+
+def target_photos(pipeline: FacePipeline, photo) -> list[bytes]:
+    """Targets of every kind: portraits, group photos, a 50 px face in a scene, a portrait's face in a scene."""
+    backdrop = decode_image(full_hd_jpeg("biden.jpg"), DecodeLimits(decode_long_side=1920)).pixels
+    return [*(full_hd_jpeg(name) for name in PORTRAITS), *(photo(f"sample{i}.jpg") for i in range(1, 7)),
+            small_face_scene(pipeline, "obama2.jpg"), small_face_scene(pipeline, "obama2.jpg", background=backdrop)]
+
+
+def test_faces_the_coarse_pass_checked_keep_the_check_s_verdict(pipeline: FacePipeline, photo) -> None:
+    """The fine pass's boxes of faces the check already kept (on their refined boxes) are not looked at again:
+    the same boxes stand as when the whole check runs on the fine boxes."""
+    rule = pipeline.config.coarse
+    skipped = 0
+    for data in target_photos(pipeline, photo):
+        image = pipeline.decode(data)
+        (coarse,) = pipeline.detector.detect([image.pixels], rule.canvas)
+        (kept,) = pipeline.checked([image], [rule.candidates(pipeline.detector, image.pixels, coarse)])
+        (fine,) = pipeline.detector.detect([image.pixels])
+        assert pipeline._checked_again(image, fine, kept, rule.same_face_iou) == pipeline.checked([image], [fine])[0]
+        skipped += bool(kept)
+    assert skipped >= 8
+
+
+def test_a_target_s_boxes_do_not_depend_on_its_batch(pipeline: FacePipeline, photo) -> None:
+    """What lets a near-threshold answer reuse the target's fine boxes: the same boxes, checked, whether the
+    target is detected alone or batched with the origin (the detector's session: tests/test_photos_at_once.py)."""
+    targets = [pipeline.decode(data) for data in target_photos(pipeline, photo)]
+    origins = [pipeline.decode(full_hd_jpeg(name)) for name in ("obama.jpg", "biden.jpg")]
+    for target in targets:
+        alone = pipeline.detect([target])[0]
+        assert all(pipeline.detect([origin, target])[1] == alone for origin in origins)
+
+
+@pytest.mark.parametrize(("origin", "target"), [("obama.jpg", "obama2.jpg"), ("biden.jpg", "obama.jpg")])
+@pytest.mark.parametrize("offset", [-1.0, 1.0])
+def test_an_answer_near_the_threshold_is_the_fine_pipeline_s(pipeline: FacePipeline, fine: FacePipeline,
+                                                             origin: str, target: str, offset: float) -> None:
+    """A score within the margin of the threshold that rests on the coarse pass is taken again by the fine pass
+    alone (the target's fine boxes reused): the fine pipeline's very answer, to the last digit."""
+    a, b = full_hd_jpeg(origin), full_hd_jpeg(target)
+    threshold = fine.compare(a, b).match.similarity + offset
+    assert pipeline.compare(a, b, threshold) == fine.compare(a, b, threshold)

@@ -190,14 +190,14 @@ def test_the_shipped_fp32_graphs_carry_no_ranges() -> None:
 
 # 4. Batch limits per backend.
 
-def test_onnxruntime_keeps_its_2mb_cap_and_the_batcher_takes_it_from_the_backend() -> None:
+def test_onnxruntime_keeps_its_1mib_cap_and_the_batcher_takes_it_from_the_backend() -> None:
     from engine.backends.onnxruntime import OnnxRuntimeBackend
     from models.store import prepared_models
 
     model = next(iter(prepared_models().values()))
     batcher = DynamicBatcher(OnnxRuntimeBackend(model.prepared, threads=1), name="x")
     try:
-        assert batcher.max_batch_bytes == ONNXRUNTIME_MAX_BATCH_BYTES == 2 << 20
+        assert batcher.max_batch_bytes == ONNXRUNTIME_MAX_BATCH_BYTES == 1 << 20
         canvas = {"input": np.zeros((1, 3, 480, 640), np.float32)}
         assert batcher._row_limit(canvas) == 1
     finally:

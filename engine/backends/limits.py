@@ -1,7 +1,9 @@
 """How many rows one inference takes, per backend: the CPU and the GPU gain from batching differently.
 
 onnxruntime on the CPU gains nothing past a few rows while its arena keeps each batch's peak, so its
-batches are capped at 2 MB of input (one 640x480 canvas, 13 aligned crops: docs/PERFORMANCE.md).
+batches are capped at 1 MiB of input (one canvas, 6 aligned crops, each crop 6.4 MB of the arena): at 2 MB
+(13 crops) eight compares in flight peaked 64-96 MiB higher, at the same answers (docs/PERFORMANCE.md,
+"Seventh round: memory").
 
 TensorRT gains from every row, but its profile reserves activation memory for the largest batch, out of the
 memory a Jetson shares with the CPU. The smallest board the backend supports is the Jetson Orin Nano 4 GB
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ONNXRUNTIME_MAX_BATCH_BYTES = 2 << 20
+ONNXRUNTIME_MAX_BATCH_BYTES = 1 << 20
 TENSORRT_MAX_INPUT_BYTES = 30 << 20
 TENSORRT_OPT_BATCH = 2
 

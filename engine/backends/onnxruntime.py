@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +24,26 @@ OPTIMISATION = {"basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
                 "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 
 
+@cache
+def shared_cpu_arena() -> None:
+    """One CPU arena for every session of the process, not one per session.
+
+    Why: each session's arena keeps the largest working set its model ever had, and the four models' peaks
+    added up: with four compares in flight the arenas held 281 MiB of mappings against 33 after the warm-up,
+    grown in doublings. One arena serves the models in turn from the same memory (129 MiB at four in flight).
+    Extending by the request instead of by doubling (kSameAsRequested) held more, not less: many regions of
+    exact sizes, none reusable for a larger request (docs/PERFORMANCE.md, "Seventh round: memory").
+    Registered once per process, before the first session.
+    """
+    memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    ort.create_and_register_allocator(memory, ort.OrtArenaCfg({}))
+
+
 def session_options(threads: int, optimisation: str = "all", spin: bool = False,
                     zero_denormals: bool = True) -> ort.SessionOptions:
-    """Explicit threads, no spin-waiting and no per-shape memory plans: several models' pools, the compare
-    threads and other processes share a few cores, and a pool spinning for work only takes the cores from them.
+    """Explicit threads, no spin-waiting, no per-shape memory plans, one arena for all sessions
+    (`shared_cpu_arena`): several models' pools, the compare threads and other processes share a few cores,
+    and a pool spinning for work only takes the cores from them.
     `zero_denormals` sets DAZ/FTZ on the intra-op pool's threads (the caller's: `denormals_as_zero`)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = OPTIMISATION[optimisation]
@@ -39,6 +56,8 @@ def session_options(threads: int, optimisation: str = "all", spin: bool = False,
     # A memory pattern is planned and kept per input shape; the detector's canvas fits each image, so its
     # shapes vary and the kept plans raised peak RSS by 60 MB or more at no gain in speed (docs/PERFORMANCE.md).
     options.enable_mem_pattern = False
+    shared_cpu_arena()
+    options.add_session_config_entry("session.use_env_allocators", "1")
     return options
 
 
