@@ -431,8 +431,9 @@ class FacePipeline:
         else:
             (probe,), fresh = self.embedded([origin, target], [origin_found[:1], new])
         best = self._most_similar(probe, [*fresh, *kept])
-        rests_on_coarse = origin_from_coarse or best[0].detection in {face.detection for face in kept}
-        if rests_on_coarse and not rule.decided(best[1], threshold):
+        # Only an origin from the coarse pass has coarse embeddings, so the answer rests on the coarse pass
+        # exactly when the origin does.
+        if origin_from_coarse and not rule.decided(best[1], threshold):
             return self._compare_fine_again(origin, target, target_boxes_fine, threshold, at_once)
         return self._answer(origin, target, probe, best, threshold)
 
