@@ -450,6 +450,8 @@ class FacePipeline:
             if twin is None or iou(found[twin], box) < same_face_iou:
                 return self.checked([image], [found])[0]  # a kept face the fine pass does not box: check all
             confirmed[twin] = True
+        if all(confirmed):
+            return found  # nothing left to look at: no crop source (a larger decode) is asked for
         return self.face_check.keep_beside(self.crop_source(image, found), found, confirmed)
 
     def _compare_fine_again(self, origin: DecodedImage, target: DecodedImage, target_boxes: list[Detection],
