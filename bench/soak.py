@@ -1,6 +1,6 @@
 """Overload soak: the real service on loopback, driven at a multiple of the rate it sustains, for a while.
 
-    python -m bench.soak --duration 600 --rate-factor 2 [--workers 4 --queue-size 64] [--photo-mix] [--out FILE]
+    python -m bench.soak --duration 600 --rate-factor 2 [--workers 6 --queue-size 64] [--photo-mix] [--out FILE]
 
 It starts `facecompare serve` (a fresh data directory, the cached models), measures the sustainable rate
 with a closed loop of `workers + queue_size` clients (as many as it admits, so batches fill as they do
@@ -34,6 +34,7 @@ import aiohttp
 
 from bench.latency import make_pairs
 from bench.photos import full_hd_jpeg
+from service.config import ServiceConfig
 from tests.memory import rss_mib
 from tests.service_process import ServiceProcess
 
@@ -240,8 +241,11 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--duration", type=float, default=600.0, help="seconds of overload (default 600)")
     options.add_argument("--rate-factor", type=float, default=2.0, help="offered / sustainable rate (default 2)")
     options.add_argument("--calibrate", type=float, default=20.0, help="seconds to measure the sustainable rate")
-    options.add_argument("--workers", type=int, default=4, help="the service's workers (default 4)")
-    options.add_argument("--queue-size", type=int, default=64, help="the service's queue_size (default 64)")
+    shipped = ServiceConfig()
+    options.add_argument("--workers", type=int, default=shipped.workers,
+                         help=f"the service's workers (default {shipped.workers}, the shipped default)")
+    options.add_argument("--queue-size", type=int, default=shipped.queue_size,
+                         help=f"the service's queue_size (default {shipped.queue_size})")
     options.add_argument("--max-outstanding", type=int, default=256,
                          help="requests the client keeps open at once; beyond, it sheds them itself")
     options.add_argument("--photo-mix", action="store_true",

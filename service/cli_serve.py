@@ -9,7 +9,7 @@ import sys
 from service.config import load_config
 from service.datadir import add_data_dir_option
 from service.logs import configure_logging
-from service.malloc_arenas import cap_malloc_arenas
+from service.malloc_arenas import tune_server_malloc
 
 EXIT_CONFIG = 2
 
@@ -34,7 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"facecompare serve: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(config.log_level)
-    cap_malloc_arenas()
+    tune_server_malloc()
     services = services_from_config(config)
     if config.workspaces is not None:
         try:
