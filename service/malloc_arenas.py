@@ -8,10 +8,10 @@ cores, 451-531 MB with glibc's default and 410-418 MB with two arenas, at the sa
 
 Why freed blocks are kept: with glibc's dynamic thresholds, a block larger than any freed before (a decoded
 photo, a canvas) is mapped on its own and unmapped when freed, and the top of a heap is handed back once it
-is free; the next compare faults the same pages in again. At concurrency 16 that was 140-300 page faults per
-compare; with blocks up to 32 MiB taken from the heaps and a heap's free top kept up to 64 MiB, 10-50, and
-the server spent about 3 ms less CPU per compare at the same peak RSS (docs/PERFORMANCE.md, "Eighth round:
-c16"). A threshold of either kind in the environment (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`,
+is free; the next compare faults the same pages in again. At concurrency 16 that was 140-320 page faults per
+compare; with blocks up to 32 MiB taken from the heaps and a heap's free top kept up to 64 MiB, mostly 10-50,
+and the server spent about 2 ms (2.5%) less CPU per compare at the same peak RSS (docs/PERFORMANCE.md, "Eighth
+round: c16"). A threshold of either kind in the environment (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`,
 `GLIBC_TUNABLES`) wins.
 """
 
