@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -32,10 +33,14 @@ def serve(folder: Path) -> None:
     print("ready", flush=True)
     for line in sys.stdin:
         kind, origin, target = pairs[int(line)]
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         started, cpu_started = time.perf_counter(), time.process_time()
         pipeline.compare(origin, target)
-        print(json.dumps({"kind": kind, "ms": (time.perf_counter() - started) * 1000,
-                          "cpu_ms": (time.process_time() - cpu_started) * 1000}), flush=True)
+        ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.process_time() - cpu_started) * 1000
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        print(json.dumps({"kind": kind, "ms": ms, "cpu_ms": cpu_ms,
+                          "system_cpu_ms": (after.ru_stime - usage.ru_stime) * 1000,
+                          "minor_faults": after.ru_minflt - usage.ru_minflt}), flush=True)
 
 
 if __name__ == "__main__":
