@@ -70,10 +70,11 @@ def level(compares: int, seconds: float) -> dict[str, float | int | dict[str, fl
     """One level in this process: load, warm up, then `compares` threads for `seconds`."""
     from bench.latency import make_pairs, peak_rss_mb
     from service.config import ServiceConfig
-    from service.malloc_arenas import cap_malloc_arenas
+    from service.malloc_arenas import cap_malloc_arenas, keep_freed_memory
     from service.runtime import BatchedPipeline, warm_up
 
     cap_malloc_arenas()
+    keep_freed_memory()
     config = ServiceConfig()
     pairs = make_pairs(group_every=4)
     pipeline = BatchedPipeline(config.pipeline_config(), max_wait_ms=config.max_wait_ms,

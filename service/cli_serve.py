@@ -9,7 +9,7 @@ import sys
 from service.config import load_config
 from service.datadir import add_data_dir_option
 from service.logs import configure_logging
-from service.malloc_arenas import cap_malloc_arenas
+from service.malloc_arenas import cap_malloc_arenas, keep_freed_memory
 
 EXIT_CONFIG = 2
 
@@ -35,6 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     configure_logging(config.log_level)
     cap_malloc_arenas()
+    keep_freed_memory()
     services = services_from_config(config)
     if config.workspaces is not None:
         try:
