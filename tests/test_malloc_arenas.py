@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.malloc_arenas import SERVER_ARENAS, cap_malloc_arenas
+from service.malloc_arenas import SERVER_ARENAS, cap_malloc_arenas, keep_freed_memory
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,6 +35,33 @@ for thread in threads:
 libc.malloc_stats()
 print(capped)
 """
+
+# A worker thread takes 24 MiB in blocks of 1 MiB, writes them and frees them, three times over, as a compare
+# does with its images; the page faults of the last time say whether the kernel had the memory back meanwhile.
+REUSED_BLOCKS = """
+import ctypes, resource, sys, threading
+from service.malloc_arenas import keep_freed_memory
+kept = keep_freed_memory() if sys.argv[1] == "keep" else False
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+faults = []
+def work():
+    for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        blocks = [libc.malloc(1 << 20) for _ in range(24)]
+        for block in blocks:
+            ctypes.memset(block, 1, 1 << 20)
+        for block in blocks:
+            libc.free(block)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+thread = threading.Thread(target=work)
+thread.start()
+thread.join()
+print(kept, faults[-1])
+"""
+PAGES_WRITTEN = 24 * 256
 
 glibc_only = pytest.mark.skipif(not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
                                 reason="malloc arenas and malloc_stats are glibc's")
@@ -64,3 +91,32 @@ def test_without_the_cap_glibc_gives_the_threads_more_arenas() -> None:
 def test_an_arena_count_from_the_environment_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert cap_malloc_arenas() is False
+
+
+def last_round_faults(mode: str) -> tuple[str, int]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("MALLOC_") and key != "GLIBC_TUNABLES"}
+    done = subprocess.run([sys.executable, "-c", REUSED_BLOCKS, mode], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    kept, faults = done.stdout.split()
+    return kept, int(faults)
+
+
+@glibc_only
+def test_the_servers_heaps_keep_freed_memory_for_the_next_compare() -> None:
+    kept, faults = last_round_faults("keep")
+    assert kept == "True"
+    assert faults < PAGES_WRITTEN // 10
+
+
+@glibc_only
+def test_without_it_glibc_hands_the_freed_memory_back_to_the_kernel() -> None:
+    kept, faults = last_round_faults("default")
+    assert kept == "False"
+    assert faults > PAGES_WRITTEN // 2
+
+
+@pytest.mark.parametrize("variable", ["MALLOC_TOP_PAD_", "GLIBC_TUNABLES"])
+def test_heap_settings_from_the_environment_are_left_alone(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    monkeypatch.setenv(variable, "glibc.malloc.top_pad=0" if variable == "GLIBC_TUNABLES" else "0")
+    assert keep_freed_memory() is False
