@@ -4,7 +4,9 @@
 
 DIR holds `pairs.json` (a list of {"kind", "origin", "target"}, file names in DIR). After one warm-up round
 over the pairs it prints `ready`, then answers each line on stdin (a pair's index) with one JSON line: that
-pair compared once, {"kind", "ms", "cpu_ms"} (wall time, and the process's CPU time over every thread).
+pair compared once, {"kind", "ms", "cpu_ms", "system_cpu_ms", "minor_faults"}: wall time, the process's CPU
+time over every thread, the kernel's part of it and the pages the kernel mapped in meanwhile (read beside the
+server's, the last two show where its compare pays for memory handed back and taken again).
 Run as a script (not `-m`) with another checkout first on PYTHONPATH, it times that checkout's pipeline:
 `bench.latency --checkout` measures "before" with the code that serves it. `bench.latency` asks for one
 in-process compare before each HTTP one at concurrency 1, so both meet the same load on a shared machine.

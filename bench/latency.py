@@ -7,7 +7,7 @@ Pairs: the one-face test photos as 1920x1080 JPEGs against each other ("portrait
 for `--duration` seconds or `--max-requests` requests, whichever ends first. Without `--url`, a
 `facecompare serve` is started on 127.0.0.1 with a temporary data directory and its fresh key (from
 `--checkout DIR`: another checkout's code), and its time from start to `/readyz` 200 is reported too.
-The server's CPU time per compare (user + system, after the warm-up; the system part also apart) tells what
+The server's CPU time per compare (user + system after the warm-up, and the system part alone) tells what
 the machine could serve alone, however busy it is now; its threads' waits per compare (voluntary context
 switches) count the hand-offs between them, and its minor page faults per compare the memory it gives back
 and takes again (the in-process side reports both counters too). The client's own
