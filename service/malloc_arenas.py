@@ -26,7 +26,8 @@ M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 SERVER_ARENAS = 2
 MIB = 1 << 20
-# Freed memory a heap keeps past what is in use: more than one compare takes and gives back at once.
+# Freed memory a heap keeps past what is in use: about what one compare takes and gives back at once (its
+# decodes and canvases), so the next one finds it there.
 TOP_PAD = 16 * MIB
 # Setting the pad stops glibc's sliding thresholds (each rises to the largest block freed so far), so both are
 # set where they would end: blocks up to 32 MiB come from the heaps, which keep up to 64 MiB free at their top.
