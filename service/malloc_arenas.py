@@ -8,8 +8,8 @@ cores, 451-531 MB with glibc's default and 410-418 MB with two arenas, at the sa
 
 Why the kept memory: glibc hands the top of a heap back to the kernel once it is free (a thread arena's
 whole extra heap, the main heap above its trim threshold), and a compare's decoded images and canvases are
-what frees it. So the next compare took the same megabytes back as fresh pages: 600-1,500 page faults and
-2-6 ms of system CPU per compare at concurrency 1, against 0.1-1.3 ms in process (docs/PERFORMANCE.md,
+what frees it. So the next compare took the same megabytes back as fresh pages: 470-1,500 page faults and
+1.8-5.6 ms of system CPU per compare at concurrency 1, against 0.1-1.3 ms in process (docs/PERFORMANCE.md,
 "Eighth round: c1gap"). A settings variable of glibc's in the environment (`MALLOC_TOP_PAD_`,
 `GLIBC_TUNABLES=glibc.malloc...`) wins here too.
 """
