@@ -1,4 +1,5 @@
-"""The server's cap on glibc's malloc arenas, counted by glibc itself (malloc_stats) in a fresh process."""
+"""The server's glibc malloc settings, each in a fresh process: the arena cap (counted by malloc_stats) and the
+freed memory kept (counted in page faults)."""
 
 from __future__ import annotations
 
