@@ -4,7 +4,9 @@
 
 DIR holds `pairs.json` (a list of {"kind", "origin", "target"}, file names in DIR). After one warm-up round
 over the pairs it prints `ready`, then answers each line on stdin (a pair's index) with one JSON line: that
-pair compared once, {"kind", "ms", "cpu_ms"} (wall time, and the process's CPU time over every thread).
+pair compared once, {"kind", "ms", "cpu_ms", "system_cpu_ms", "minor_faults"}: wall time, the process's CPU
+time over every thread, the kernel's part of it and the pages the kernel mapped in meanwhile (read beside the
+server's, the last two show where its compare pays for memory handed back and taken again).
 Run as a script (not `-m`) with another checkout first on PYTHONPATH, it times that checkout's pipeline:
 `bench.latency --checkout` measures "before" with the code that serves it. `bench.latency` asks for one
 in-process compare before each HTTP one at concurrency 1, so both meet the same load on a shared machine.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -32,10 +35,14 @@ def serve(folder: Path) -> None:
     print("ready", flush=True)
     for line in sys.stdin:
         kind, origin, target = pairs[int(line)]
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         started, cpu_started = time.perf_counter(), time.process_time()
         pipeline.compare(origin, target)
-        print(json.dumps({"kind": kind, "ms": (time.perf_counter() - started) * 1000,
-                          "cpu_ms": (time.process_time() - cpu_started) * 1000}), flush=True)
+        ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.process_time() - cpu_started) * 1000
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        print(json.dumps({"kind": kind, "ms": ms, "cpu_ms": cpu_ms,
+                          "system_cpu_ms": (after.ru_stime - usage.ru_stime) * 1000,
+                          "minor_faults": after.ru_minflt - usage.ru_minflt}), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ Pairs: the one-face test photos as 1920x1080 JPEGs against each other ("portrait
 for `--duration` seconds or `--max-requests` requests, whichever ends first. Without `--url`, a
 `facecompare serve` is started on 127.0.0.1 with a temporary data directory and its fresh key (from
 `--checkout DIR`: another checkout's code), and its time from start to `/readyz` 200 is reported too.
-The server's CPU time per compare (user + system, after the warm-up) tells what the machine could serve alone,
-however busy it is now; its threads' waits per compare (voluntary context switches) count the hand-offs
-between them, and its minor page faults per compare the memory it gives back and takes again. The client's own
+The server's CPU time per compare (user + system after the warm-up, and the system part alone) tells what
+the machine could serve alone, however busy it is now; its threads' waits per compare (voluntary context
+switches) count the hand-offs between them, and its minor page faults per compare the memory it gives back
+and takes again (the in-process side reports both counters too). The client's own
 CPU per compare (this process, user + system) is reported beside it: it runs on the same cores, so the
 compares/s at a level can be read against the full CPU-bound limit and against the limit with the client's
 share taken out. The aiohttp client does as little as it can: each pair's multipart body is built once
@@ -181,6 +182,8 @@ class InProcess:
             raise RuntimeError("the in-process worker did not start")
         self.ms: dict[str, list[float]] = {}
         self.cpu_ms: list[float] = []
+        self.system_cpu_ms: list[float] = []
+        self.minor_faults: list[int] = []
 
     def ask(self, index: int) -> None:
         assert self._process.stdin is not None and self._process.stdout is not None
@@ -189,10 +192,15 @@ class InProcess:
         answer = json.loads(self._process.stdout.readline())
         self.ms.setdefault(answer["kind"], []).append(answer["ms"])
         self.cpu_ms.append(answer["cpu_ms"])
+        self.system_cpu_ms.append(answer["system_cpu_ms"])
+        self.minor_faults.append(answer["minor_faults"])
 
     def summary(self) -> dict:
         everything = [ms for values in self.ms.values() for ms in values]
-        return {**summary(everything), "cpu_ms_per_compare": round(sum(self.cpu_ms) / len(self.cpu_ms), 2),
+        count = len(self.cpu_ms)
+        return {**summary(everything), "cpu_ms_per_compare": round(sum(self.cpu_ms) / count, 2),
+                "system_cpu_ms_per_compare": round(sum(self.system_cpu_ms) / count, 2),
+                "minor_faults_per_compare": round(sum(self.minor_faults) / count, 1),
                 "by_kind": {kind: summary(values) for kind, values in self.ms.items()}}
 
     def close(self) -> None:
@@ -287,6 +295,7 @@ async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, du
                 await asyncio.to_thread(plain[0].post, pair)
         samples, budget = Samples(), [max_requests]
         server_before, client_before = cpu_seconds(pid), client_cpu_seconds()
+        system_before = system_cpu_seconds(pid)
         waits_before, faults_before = voluntary_switches(pid), minor_faults(pid)
         pipeline_before = await asyncio.to_thread(server_pipeline_seconds, base)
         started = time.monotonic()
@@ -296,6 +305,7 @@ async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, du
                                            inprocess, plain) for i in range(concurrency)))
         elapsed = time.monotonic() - started
         server_after, client_after = cpu_seconds(pid), client_cpu_seconds()
+        system_after = system_cpu_seconds(pid)
         waits_after, faults_after = voluntary_switches(pid), minor_faults(pid)
         pipeline_after = await asyncio.to_thread(server_pipeline_seconds, base)
     everything = samples.everything()
@@ -315,6 +325,8 @@ async def run_level(base: str, key: str, pairs: list[Pair], concurrency: int, du
                                  **outside_pipeline(lean, pipeline_ms)}
     if server_before is not None and server_after is not None:
         stats["server_cpu_ms_per_compare"] = round((server_after - server_before) * 1000 / requests, 2)
+    if system_before is not None and system_after is not None:
+        stats["server_system_cpu_ms_per_compare"] = round((system_after - system_before) * 1000 / requests, 2)
     if waits_before is not None and waits_after is not None:
         stats["server_waits_per_compare"] = round((waits_after - waits_before) / requests, 1)
     if faults_before is not None and faults_after is not None:
@@ -368,6 +380,11 @@ def cpu_seconds(pid: int | None) -> float | None:
         return None
     fields = _stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def system_cpu_seconds(pid: int | None) -> float | None:
+    """The kernel's share of `cpu_seconds`: page faults and system calls."""
+    return None if pid is None else int(_stat_fields(pid)[12]) / os.sysconf("SC_CLK_TCK")
 
 
 def minor_faults(pid: int | None) -> int | None:

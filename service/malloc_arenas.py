@@ -1,4 +1,4 @@
-"""glibc's malloc tuned for the server process: two arenas, and freed blocks kept for reuse.
+"""glibc's malloc tuned for the server process: two arenas, and the memory freed in them kept for reuse.
 
 Why two arenas: glibc gives each allocating thread an arena of its own, up to eight per core, and an arena keeps
 what is freed in it for reuse. The server's threads (compare workers, the batchers' workers, the recognizers'
@@ -6,13 +6,15 @@ pool) each decode and free images of megabytes, so the peak RSS grew with the th
 cores, 451-531 MB with glibc's default and 410-418 MB with two arenas, at the same CPU per compare
 (docs/PERFORMANCE.md, "Malloc arenas"). A `MALLOC_ARENA_MAX` in the environment wins: glibc has read it.
 
-Why freed blocks are kept: with glibc's dynamic thresholds, a block larger than any freed before (a decoded
-photo, a canvas) is mapped on its own and unmapped when freed, and the top of a heap is handed back once it
-is free; the next compare faults the same pages in again. At concurrency 16 that was 140-320 page faults per
-compare; with blocks up to 32 MiB taken from the heaps and a heap's free top kept up to 64 MiB, mostly 10-50,
-and the server spent about 2 ms (2.5%) less CPU per compare at the same peak RSS (docs/PERFORMANCE.md, "Eighth
-round: c16"). A threshold of either kind in the environment (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`,
-`GLIBC_TUNABLES`) wins.
+Why the freed memory is kept: with glibc's sliding thresholds a block larger than any freed before (a decoded
+photo, a canvas) is mapped on its own and unmapped when freed, and the top of a heap (a thread arena's whole
+extra heap, the main heap above its trim threshold) goes back to the kernel once it is free. So each compare
+took the same megabytes back as fresh pages: 470-1,500 page faults and 1.8-5.6 ms of system CPU per compare at
+concurrency 1 (0.1-1.3 ms in process), 140-320 faults and about 2 ms of CPU per compare at concurrency 16.
+With the thresholds fixed where glibc's would end, most runs fall to tens of faults; a top pad the size of what
+one compare frees keeps the rest, where glibc would still drop an emptied heap (docs/PERFORMANCE.md, "Eighth
+round: c1gap" and "Eighth round: c16"). A heap setting of glibc's in the environment (`MALLOC_TOP_PAD_`,
+`MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_`, `GLIBC_TUNABLES=glibc.malloc...`) wins.
 """
 
 from __future__ import annotations
@@ -22,18 +24,23 @@ import os
 
 # mallopt's parameter numbers in glibc's malloc.h
 M_TRIM_THRESHOLD = -1
+M_TOP_PAD = -2
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 SERVER_ARENAS = 2
-# glibc's own ceiling for its dynamic mmap threshold on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX): larger blocks
-# are still mapped on their own.
-SERVER_MMAP_THRESHOLD = 32 << 20
-SERVER_TRIM_THRESHOLD = 64 << 20
-THRESHOLDS_FROM_ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+MIB = 1 << 20
+# Freed memory a heap keeps past what is in use: about what one compare takes and gives back at once (its
+# decodes and canvases), so the next one finds it there.
+TOP_PAD = 16 * MIB
+# Setting any of these stops glibc's sliding thresholds, so both are set where they would end (its 64-bit
+# DEFAULT_MMAP_THRESHOLD_MAX): blocks up to 32 MiB come from the heaps, which keep up to 64 MiB free at their top.
+MMAP_THRESHOLD = 32 * MIB
+TRIM_THRESHOLD = 64 * MIB
+HEAP_SETTINGS_FROM_ENVIRONMENT = ("MALLOC_TOP_PAD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
 
 
 def _mallopt(parameter: int, value: int) -> bool:
-    """glibc's `mallopt`; False where the C library has none or refuses (musl's does nothing and says so)."""
+    """glibc's mallopt; False where the C library has none or refuses (musl's does nothing and says so)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
@@ -49,16 +56,17 @@ def cap_malloc_arenas(arenas: int = SERVER_ARENAS) -> bool:
     return _mallopt(M_ARENA_MAX, arenas)
 
 
-def keep_freed_blocks(mmap_threshold: int = SERVER_MMAP_THRESHOLD, trim_threshold: int = SERVER_TRIM_THRESHOLD) -> bool:
-    """Blocks up to `mmap_threshold` come from the heaps, and a heap keeps up to `trim_threshold` free at its top;
-    False where the environment chose already or the C library has no such setting. Setting either fixes both:
-    glibc stops adjusting them."""
-    if any(name in os.environ for name in THRESHOLDS_FROM_ENVIRONMENT):
+def keep_freed_memory(top_pad: int = TOP_PAD) -> bool:
+    """glibc keeps `top_pad` of freed memory at the top of each heap, and blocks up to `MMAP_THRESHOLD` in the
+    heaps, for the next compare; False where the environment chose already or the C library has no such setting."""
+    if (any(name in os.environ for name in HEAP_SETTINGS_FROM_ENVIRONMENT)
+            or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")):
         return False
-    return _mallopt(M_MMAP_THRESHOLD, mmap_threshold) and _mallopt(M_TRIM_THRESHOLD, trim_threshold)
+    return all([_mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD), _mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD),
+                _mallopt(M_TOP_PAD, top_pad)])
 
 
 def tune_server_malloc() -> None:
     """What `facecompare serve` sets before its threads start (and `bench.inflight_memory`, to measure the same)."""
     cap_malloc_arenas()
-    keep_freed_blocks()
+    keep_freed_memory()

@@ -1,5 +1,5 @@
-"""The server's malloc settings, as glibc itself reports them in a fresh process: the arenas (malloc_stats) and
-where a photo-sized block comes from (mallinfo2)."""
+"""The server's glibc malloc settings, as glibc itself shows them in a fresh process: the arena cap (counted by
+malloc_stats), where a photo-sized block comes from (mallinfo2), and the freed memory kept (page faults)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service.malloc_arenas import SERVER_ARENAS, cap_malloc_arenas, keep_freed_blocks
+from service.malloc_arenas import SERVER_ARENAS, cap_malloc_arenas, keep_freed_memory
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,14 +37,47 @@ libc.malloc_stats()
 print(capped)
 """
 
+# A worker thread takes 24 MiB in blocks of 1 MiB, writes them and frees them, three times over, as a compare
+# does with its images; the page faults of the last time say whether the kernel had the memory back meanwhile.
+REUSED_BLOCKS = """
+import ctypes, resource, sys, threading
+from service.malloc_arenas import keep_freed_memory
+kept = keep_freed_memory() if sys.argv[1] == "keep" else False
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+faults = []
+def work():
+    for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        blocks = [libc.malloc(1 << 20) for _ in range(24)]
+        for block in blocks:
+            ctypes.memset(block, 1, 1 << 20)
+        for block in blocks:
+            libc.free(block)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+thread = threading.Thread(target=work)
+thread.start()
+thread.join()
+print(kept, faults[-1])
+"""
+PAGES_WRITTEN = 24 * 256
+
 glibc_only = pytest.mark.skipif(not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None,
                                 reason="malloc arenas and malloc_stats are glibc's")
 
 
-def arenas_after_threads(mode: str) -> tuple[int, str]:
-    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
-    done = subprocess.run([sys.executable, "-c", ALLOCATING_THREADS, mode], cwd=REPO, env=env,
+def in_fresh_process(script: str, mode: str) -> subprocess.CompletedProcess:
+    """The script run in a new interpreter, with none of glibc's malloc settings from this environment."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("MALLOC_") and key != "GLIBC_TUNABLES"}
+    return subprocess.run([sys.executable, "-c", script, mode], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=60, check=True)
+
+
+def arenas_after_threads(mode: str) -> tuple[int, str]:
+    done = in_fresh_process(ALLOCATING_THREADS, mode)
     return len(re.findall(r"^Arena \d+:", done.stderr, re.MULTILINE)), done.stdout.strip()
 
 
@@ -72,8 +105,8 @@ def test_an_arena_count_from_the_environment_is_left_alone(monkeypatch: pytest.M
 # heap; kept, both come from the heap.
 PHOTO_SIZED_BLOCKS = """
 import ctypes, sys
-from service.malloc_arenas import keep_freed_blocks
-kept = keep_freed_blocks() if sys.argv[1] == "keep" else False
+from service.malloc_arenas import keep_freed_memory
+kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 class Mallinfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
                                                        "fsmblks", "uordblks", "fordblks", "keepcost")]
@@ -92,11 +125,7 @@ print(kept, mapped[0], mapped[1])
 
 
 def photo_sized_blocks(mode: str) -> list[str]:
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")}
-    done = subprocess.run([sys.executable, "-c", PHOTO_SIZED_BLOCKS, mode], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60, check=True)
-    return done.stdout.split()
+    return in_fresh_process(PHOTO_SIZED_BLOCKS, mode).stdout.split()
 
 
 @glibc_only
@@ -109,6 +138,29 @@ def test_by_default_glibc_maps_a_photo_sized_block_on_its_own() -> None:
     assert photo_sized_blocks("default") == ["False", "True", "False"]
 
 
-def test_thresholds_from_the_environment_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
-    assert keep_freed_blocks() is False
+def last_round_faults(mode: str) -> tuple[str, int]:
+    kept, faults = in_fresh_process(REUSED_BLOCKS, mode).stdout.split()
+    return kept, int(faults)
+
+
+@glibc_only
+def test_the_servers_heaps_keep_freed_memory_for_the_next_compare() -> None:
+    kept, faults = last_round_faults("keep")
+    assert kept == "True"
+    assert faults < PAGES_WRITTEN // 10
+
+
+@glibc_only
+def test_without_it_glibc_hands_the_freed_memory_back_to_the_kernel() -> None:
+    kept, faults = last_round_faults("default")
+    assert kept == "False"
+    assert faults > PAGES_WRITTEN // 2
+
+
+@pytest.mark.parametrize(("variable", "value"), [("MALLOC_TOP_PAD_", "0"), ("MALLOC_TRIM_THRESHOLD_", "131072"),
+                                                 ("MALLOC_MMAP_THRESHOLD_", "131072"),
+                                                 ("GLIBC_TUNABLES", "glibc.malloc.top_pad=0")])
+def test_heap_settings_from_the_environment_are_left_alone(monkeypatch: pytest.MonkeyPatch, variable: str,
+                                                           value: str) -> None:
+    monkeypatch.setenv(variable, value)
+    assert keep_freed_memory() is False
