@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -26,11 +27,11 @@ from bench.latency import WARM_UP, make_pairs, peak_rss_mb, pid_listening_on, ru
 from tests.service_process import REPO, ServiceProcess
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
-CLOCK_MS = 10.0  # /proc's clock ticks are 10 ms on Linux (USER_HZ 100)
 
 
 def thread_counters(pid: int) -> dict[int, tuple[float, int, int]]:
     """Each thread's CPU ms, voluntary and involuntary switches so far; a thread that ends while read is left out."""
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
     found = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -40,7 +41,7 @@ def thread_counters(pid: int) -> dict[int, tuple[float, int, int]]:
             continue
         switches = [int(re.search(rf"^{kind}_ctxt_switches:\s+(\d+)", status, re.MULTILINE).group(1))
                     for kind in ("voluntary", "nonvoluntary")]
-        found[int(task.name)] = ((int(stat[11]) + int(stat[12])) * CLOCK_MS, *switches)
+        found[int(task.name)] = ((int(stat[11]) + int(stat[12])) * tick_ms, *switches)
     return found
 
 
