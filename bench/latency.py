@@ -52,7 +52,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -457,21 +458,32 @@ def run(base: str, key: str, pid: int | None, args: argparse.Namespace) -> dict:
     return result
 
 
-def _own_server(args: argparse.Namespace) -> dict:
-    """Start `facecompare serve` on loopback with a fresh data directory and time it to ready."""
-    settings = dict(option.split("=", 1) for option in args.server_option)
-    with tempfile.TemporaryDirectory(prefix="fc-latency-") as tmp:
-        server = ServiceProcess(Path(tmp) / "data", repo=args.checkout or REPO,
-                                **{k: json.loads(v) for k, v in settings.items()})
-        started = time.monotonic()
+@contextmanager
+def own_server(checkout: Path | None, server_option: list[str], prefix: str) -> Iterator[tuple[ServiceProcess, str]]:
+    """`facecompare serve` on loopback (`checkout`'s code, or this one's), a fresh data directory, the settings
+    given as NAME=JSON, until ready: the server and the key it printed."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        server = ServiceProcess(Path(tmp) / "data", repo=checkout or REPO,
+                                **{k: json.loads(v) for k, v in server_settings(server_option).items()})
         with server:
             server.wait_ready()
-            ready_s = round(time.monotonic() - started, 2)
-            key = server.printed_key
-            if key is None:
+            if server.printed_key is None:
                 raise RuntimeError("the server printed no key")
-            result = run(server.url, key, pid_listening_on(server.port), args)
-    return {**result, "ready_s": ready_s, "server_options": settings}
+            yield server, server.printed_key
+
+
+def server_settings(server_option: list[str]) -> dict[str, str]:
+    """`--server-option NAME=JSON` by name, as given."""
+    return dict(option.split("=", 1) for option in server_option)
+
+
+def _own_server(args: argparse.Namespace) -> dict:
+    """Start `facecompare serve` and time it to ready."""
+    started = time.monotonic()
+    with own_server(args.checkout, args.server_option, "fc-latency-") as (server, key):
+        ready_s = round(time.monotonic() - started, 2)
+        result = run(server.url, key, pid_listening_on(server.port), args)
+    return {**result, "ready_s": ready_s, "server_options": server_settings(args.server_option)}
 
 
 def main(argv: list[str] | None = None) -> None:

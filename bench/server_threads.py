@@ -20,11 +20,10 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from bench.latency import WARM_UP, make_pairs, peak_rss_mb, pid_listening_on, run_level
-from tests.service_process import REPO, ServiceProcess
+from bench.latency import WARM_UP, make_pairs, own_server, peak_rss_mb, pid_listening_on, run_level, server_settings
+from tests.service_process import REPO
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 
@@ -68,22 +67,18 @@ def by_thread(pid: int, before: dict[int, tuple[float, int, int]], compares: int
 
 def measure(args: argparse.Namespace) -> dict:
     pairs = make_pairs(group_every=4)
-    settings = dict(option.split("=", 1) for option in args.server_option)
-    with tempfile.TemporaryDirectory(prefix="fc-threads-") as tmp:
-        server = ServiceProcess(Path(tmp) / "data", repo=args.checkout or REPO,
-                                **{k: json.loads(v) for k, v in settings.items()})
-        with server:
-            server.wait_ready()
-            key, pid = server.printed_key, pid_listening_on(server.port)
-            if key is None or pid is None:
-                raise RuntimeError("the server printed no key or its pid was not found")
-            asyncio.run(run_level(server.url, key, pairs, args.concurrency, 3600, 6 * WARM_UP, None, pid))
-            before = thread_counters(pid)
-            stats = asyncio.run(run_level(server.url, key, pairs, args.concurrency, 3600, args.compares, None, pid,
-                                          sample_runnable=True))
-            threads = by_thread(pid, before, args.compares)
-            rss = peak_rss_mb(pid)
-    return {"compares": args.compares, "concurrency": args.concurrency, "server_options": settings,
+    with own_server(args.checkout, args.server_option, "fc-threads-") as (server, key):
+        pid = pid_listening_on(server.port)
+        if pid is None:
+            raise RuntimeError("the server's pid was not found")
+        asyncio.run(run_level(server.url, key, pairs, args.concurrency, 3600, 6 * WARM_UP, None, pid))
+        before = thread_counters(pid)
+        stats = asyncio.run(run_level(server.url, key, pairs, args.concurrency, 3600, args.compares, None, pid,
+                                      sample_runnable=True))
+        threads = by_thread(pid, before, args.compares)
+        rss = peak_rss_mb(pid)
+    return {"compares": args.compares, "concurrency": args.concurrency,
+            "server_options": server_settings(args.server_option),
             "checkout": str(args.checkout or REPO), "rps": stats["rps"], "errors": stats["errors"],
             "server_cpu_ms_per_compare": stats.get("server_cpu_ms_per_compare"),
             "server_minor_faults_per_compare": stats.get("server_minor_faults_per_compare"),

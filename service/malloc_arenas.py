@@ -70,3 +70,21 @@ def tune_server_malloc() -> None:
     """What `facecompare serve` sets before its threads start (and `bench.inflight_memory`, to measure the same)."""
     cap_malloc_arenas()
     keep_freed_memory()
+
+
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def malloc_state() -> dict[str, float] | None:
+    """glibc's account of the process's malloc, in MiB; None where the C library has no mallinfo2 (glibc < 2.33,
+    musl)."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = _Mallinfo2
+    info = mallinfo2()
+    return {"mapped_mib": round(info.hblkhd / MIB, 1), "heap_in_use_mib": round(info.uordblks / MIB, 1),
+            "heap_free_mib": round(info.fordblks / MIB, 1)}

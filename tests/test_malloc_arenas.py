@@ -105,20 +105,16 @@ def test_an_arena_count_from_the_environment_is_left_alone(monkeypatch: pytest.M
 # heap; kept, both come from the heap.
 PHOTO_SIZED_BLOCKS = """
 import ctypes, sys
-from service.malloc_arenas import keep_freed_memory
+from service.malloc_arenas import keep_freed_memory, malloc_state
 kept = keep_freed_memory() if sys.argv[1] == "keep" else False
-class Mallinfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
-                                                       "fsmblks", "uordblks", "fordblks", "keepcost")]
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
-libc.mallinfo2.restype = Mallinfo2
 mapped = []
 for _ in range(2):
-    before = libc.mallinfo2().hblkhd
+    before = malloc_state()["mapped_mib"]
     block = libc.malloc(6 << 20)
-    mapped.append(libc.mallinfo2().hblkhd - before >= 6 << 20)
+    mapped.append(malloc_state()["mapped_mib"] - before >= 6)
     libc.free(block)
 print(kept, mapped[0], mapped[1])
 """
